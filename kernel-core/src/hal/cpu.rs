@@ -1,0 +1,71 @@
+//! CPUs: how many there are, which one runs, starting and waking them; the machine itself.
+
+use core::fmt;
+
+/// The instruction set the platform runs, which is the one the JIT must compile for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// x86-64 (the hosted simulator on a Linux/x86-64 host).
+    X86_64,
+    /// riscv64gc (hal-riscv).
+    Riscv64,
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::X86_64 => "x86_64",
+            Self::Riscv64 => "riscv64",
+        })
+    }
+}
+
+/// A CPU number, dense from 0 to [`Cpus::cpu_count`] - 1 (not necessarily the hart id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpuId(pub u32);
+
+/// Why a CPU could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuError {
+    /// There is no CPU with that id.
+    NoSuchCpu,
+    /// The CPU is already running.
+    AlreadyStarted,
+    /// The platform refused (an SBI error code, an OS error number).
+    Platform(i64),
+}
+
+/// The CPUs of the machine.
+pub trait Cpus {
+    /// The instruction set of every CPU.
+    fn isa(&self) -> Isa;
+
+    /// How many CPUs the kernel may use, at least 1, constant after boot.
+    fn cpu_count(&self) -> usize;
+
+    /// The CPU this code runs on. Stable while interrupts are off or the caller is pinned.
+    fn current_cpu(&self) -> CpuId;
+
+    /// Starts CPU `cpu`, which then calls `entry(cpu, arg)` on its own stack; `entry` never
+    /// returns. Each CPU is started at most once (like `pthread_create`, or SBI HSM
+    /// `hart_start`).
+    ///
+    /// # Errors
+    /// [`CpuError::NoSuchCpu`], [`CpuError::AlreadyStarted`] or [`CpuError::Platform`].
+    fn start_cpu(
+        &self,
+        cpu: CpuId,
+        entry: fn(CpuId, usize) -> !,
+        arg: usize,
+    ) -> Result<(), CpuError>;
+
+    /// Wakes `cpu` if it is waiting for an interrupt (an IPI); harmless when it is running.
+    fn wake_cpu(&self, cpu: CpuId);
+}
+
+/// The machine as a whole.
+pub trait Machine {
+    /// Ends the machine with `status` (0 for success): exits the simulator process, or
+    /// powers off QEMU through the `sifive_test` device. Never returns.
+    fn shutdown(&self, status: u8) -> !;
+}

@@ -1,0 +1,27 @@
+//! The hardware abstraction layer: what kernel-core asks of the machine it runs on.
+//!
+//! One trait per hardware capability. kernel-core is generic over these traits (static
+//! dispatch, `H: VirtualMemory + Console`, ...) and reaches the machine through nothing
+//! else: there is no `cfg(target_os)`, libc or assembly in kernel-core. Two crates implement
+//! them: `hal-hosted` (a Linux process: mmap, POSIX signals, threads) and `hal-riscv`
+//! (riscv64 supervisor mode under OpenSBI: page tables, `stvec`, SBI, harts).
+//!
+//! Each method documents the invariants an implementation must keep. Where a capability
+//! has an obvious Linux analogue it is named, so that a new port can start from the
+//! hosted implementation.
+
+mod boot;
+mod console;
+mod context;
+mod cpu;
+mod memory;
+mod time;
+mod trap;
+
+pub use boot::{BootInfo, BootModule, MemoryKind, MemoryRegion};
+pub use console::Console;
+pub use context::{ContextError, ExecutionContexts};
+pub use cpu::{CpuError, CpuId, Cpus, Isa, Machine};
+pub use memory::{MemoryError, Protection, VirtualMemory};
+pub use time::{Clock, Interrupts};
+pub use trap::{Access, Redirect, TrapCause, TrapHandler, TrapInfo, TrapResponse, Traps};

@@ -1,0 +1,3 @@
+//! The runtime structures generated code reads and writes.
+
+pub mod vmcontext;

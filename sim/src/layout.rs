@@ -1,0 +1,93 @@
+//! `sim layout FILE [--json]`: the VMContext layout of a module.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kernel_core::wasm::env::vmshape::HEADER_FIELDS;
+use kernel_core::wasm::env::{DESCRIBE_FEATURES, VMShape};
+
+use crate::exit::Status;
+use crate::module_file;
+
+/// Loads the module, computes its layout and prints it.
+pub fn run(path: &Path, json: bool) -> Status {
+    let module = match module_file::load(path, DESCRIBE_FEATURES) {
+        Ok(module) => module,
+        Err(status) => return status,
+    };
+    let shape = match VMShape::for_module(&module) {
+        Ok(shape) => shape,
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
+            return Status::UnsupportedModule;
+        }
+    };
+    print!(
+        "{}",
+        if json {
+            render_json(&shape)
+        } else {
+            render_table(&shape)
+        }
+    );
+    Status::Success
+}
+
+/// One JSON object: `size`, `header` (field to offset, with `dynamic_data_start`) and
+/// `arrays` in layout order. Every key is a fixed identifier, so nothing needs escaping.
+fn render_json(shape: &VMShape) -> String {
+    let mut out = format!("{{\"size\": {}, \"header\": {{", shape.size());
+    for (name, offset) in HEADER_FIELDS {
+        let _ = write!(out, "\"{name}\": {offset}, ");
+    }
+    let _ = write!(
+        out,
+        "\"dynamic_data_start\": {}}}, \"arrays\": [",
+        VMShape::DYNAMIC_DATA_START
+    );
+    for (position, (array, layout)) in shape.arrays().enumerate() {
+        let separator = if position == 0 { "" } else { ", " };
+        let _ = write!(
+            out,
+            "{separator}{{\"name\": \"{}\", \"offset\": {}, \"count\": {}, \"stride\": {}}}",
+            array.name(),
+            layout.offset,
+            layout.count,
+            layout.stride
+        );
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// A human-readable table.
+fn render_table(shape: &VMShape) -> String {
+    let mut out = String::from("header\n");
+    for (name, offset) in HEADER_FIELDS {
+        let _ = writeln!(out, "  {name:<20} {offset:>8}");
+    }
+    let _ = writeln!(
+        out,
+        "  {:<20} {:>8}",
+        "dynamic_data_start",
+        VMShape::DYNAMIC_DATA_START
+    );
+    let _ = writeln!(
+        out,
+        "arrays\n  {:<20} {:>8} {:>8} {:>8} {:>8}",
+        "name", "offset", "count", "stride", "end"
+    );
+    for (array, layout) in shape.arrays() {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>8} {:>8} {:>8} {:>8}",
+            array.name(),
+            layout.offset,
+            layout.count,
+            layout.stride,
+            layout.end()
+        );
+    }
+    let _ = writeln!(out, "size {}", shape.size());
+    out
+}

@@ -1,0 +1,54 @@
+//! `sim`: kernel-core on the hosted HAL, and the command line around it.
+//!
+//! Exit statuses are listed in [`exit`] and in the README.
+
+mod boot;
+mod exit;
+mod layout;
+mod module_file;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The WebAssembly microkernel, simulated in a Linux process.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// What to do; without a subcommand, boot the hosted kernel and report what it found.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the VMContext layout of a module (`.wasm` binary or `.wat` text).
+    Layout {
+        /// The module file.
+        file: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let status = match cli.command {
+        None => boot::run(),
+        Some(Command::Layout { file, json }) => layout::run(&file, json),
+    };
+    status.into()
+}
+
+/// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
