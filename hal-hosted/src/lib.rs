@@ -46,9 +46,8 @@ impl HostedHal {
         let host_cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let cpu_count = config.cpus.unwrap_or(host_cpus).max(1);
         let info = rustix::system::sysinfo();
-        let total_ram =
-            usize::try_from(u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit)))
-                .unwrap_or(usize::MAX);
+        let total_ram = usize::try_from(info.totalram.saturating_mul(u64::from(info.mem_unit)))
+            .unwrap_or(usize::MAX);
         // Hosted, physical addresses are invisible: the map is one usable region as large
         // as the host's RAM, standing for the memory the simulator may use.
         let memory_map = vec![MemoryRegion {

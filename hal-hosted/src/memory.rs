@@ -11,7 +11,11 @@ use crate::HostedHal;
 /// Checks that `addr` and `len` are page aligned and `len` is not zero.
 fn check_range(addr: usize, len: usize) -> Result<(), MemoryError> {
     let page = rustix::param::page_size();
-    if len == 0 || addr % page != 0 || len % page != 0 || addr.checked_add(len).is_none() {
+    if len == 0
+        || !addr.is_multiple_of(page)
+        || !len.is_multiple_of(page)
+        || addr.checked_add(len).is_none()
+    {
         return Err(MemoryError::Misaligned);
     }
     Ok(())
