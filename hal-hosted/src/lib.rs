@@ -1,12 +1,23 @@
 //! The kernel-core HAL inside a Linux process: the platform of the simulator `sim`.
 //!
 //! Memory comes from `mmap`, the console is the process's standard output and input, the
-//! clock is `CLOCK_MONOTONIC`, and CPUs are threads. Fault delivery through POSIX signals,
-//! the timer signal and context switching come with the issues that need them.
+//! clock is `CLOCK_MONOTONIC`, CPUs are threads, and faults arrive as POSIX signals
+//! (SIGSEGV, SIGBUS, SIGILL, SIGFPE) handled on per-thread alternate stacks. The timer
+//! signal and context switching come with the issues that need them.
+//!
+//! Only x86-64 Linux hosts are supported: trap delivery reads and edits the x86-64 registers
+//! of the interrupted thread in the signal context.
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!(
+    "hal-hosted supports x86_64 Linux hosts only: its trap delivery edits x86-64 signal contexts"
+);
 
 mod console;
 mod cpus;
 mod memory;
+#[cfg(target_arch = "x86_64")]
+mod traps;
 
 use std::sync::Mutex;
 use std::thread::Thread;
@@ -116,11 +127,7 @@ impl Machine for HostedHal {
     }
 }
 
-/// The ISA of the host this crate was built for.
-const HOST_ISA: Isa = if cfg!(target_arch = "x86_64") {
-    Isa::X86_64
-} else if cfg!(target_arch = "riscv64") {
-    Isa::Riscv64
-} else {
-    panic!("hal-hosted supports x86_64 and riscv64 hosts")
-};
+/// The ISA of the host this crate was built for (the only one it supports, see the
+/// `compile_error!` at the top).
+#[cfg(target_arch = "x86_64")]
+const HOST_ISA: Isa = Isa::X86_64;

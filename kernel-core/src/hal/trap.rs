@@ -46,6 +46,10 @@ pub struct TrapInfo {
     pub fault_address: Option<usize>,
     /// What happened.
     pub cause: TrapCause,
+    /// The CPU-local trap context word at the time of the fault, as last set with
+    /// [`Traps::set_trap_context`] on this CPU (0 when never set). kernel-core keeps a
+    /// pointer to the innermost WebAssembly activation there.
+    pub context: usize,
 }
 
 /// Where to continue after a trap instead of the faulting instruction.
@@ -78,9 +82,23 @@ pub enum TrapResponse {
 pub type TrapHandler = fn(&TrapInfo) -> TrapResponse;
 
 /// Trap delivery.
+///
+/// On a fault the HAL fills a [`TrapInfo`] from the saved state, calls the installed
+/// handler on a stack of its own (so that a fault caused by stack exhaustion can still be
+/// handled), and applies the answer: [`TrapResponse::Resume`] retries the instruction,
+/// [`TrapResponse::Redirect`] sets pc, sp, fp and the two argument registers and
+/// continues there, [`TrapResponse::Fatal`] reports the fault (pc, address, cause) on the
+/// console and stops the machine with a failure status. A fault taken while no handler is
+/// installed is fatal.
 pub trait Traps {
     /// Installs `handler` for synchronous faults on every CPU (like `sigaction` for SIGSEGV,
     /// SIGBUS, SIGILL and SIGFPE with an alternate signal stack, or `stvec`). Installing
     /// twice replaces the handler.
     fn install_trap_handler(&self, handler: TrapHandler);
+
+    /// Sets the current CPU's trap context word, passed to the handler as
+    /// [`TrapInfo::context`] for faults on this CPU, and returns the previous value.
+    /// Also prepares this CPU (or, hosted, this thread) to take faults, for example by
+    /// giving it an alternate signal stack.
+    fn set_trap_context(&self, context: usize) -> usize;
 }
