@@ -356,9 +356,11 @@ fn ref_type(reference: wasmparser::RefType, offset: u64) -> Result<RefType, Modu
 
 fn abstract_ref_type(ty: AbstractHeapType, offset: u64) -> Result<RefType, ModuleError> {
     match ty {
-        AbstractHeapType::Func => Ok(RefType::Func),
-        AbstractHeapType::Extern => Ok(RefType::Extern),
-        AbstractHeapType::Exn => Ok(RefType::Exn),
+        // The bottom types hold only null, which every reference of the top type can
+        // represent: `nullfuncref` values are `funcref` values, and so on.
+        AbstractHeapType::Func | AbstractHeapType::NoFunc => Ok(RefType::Func),
+        AbstractHeapType::Extern | AbstractHeapType::NoExtern => Ok(RefType::Extern),
+        AbstractHeapType::Exn | AbstractHeapType::NoExn => Ok(RefType::Exn),
         other => Err(ModuleError::unsupported(
             alloc::format!("heap type {other:?}"),
             offset,

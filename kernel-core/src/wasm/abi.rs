@@ -1,0 +1,155 @@
+//! The contract between generated code and the runtime: calling conventions, trampolines,
+//! builtins and the runtime structures generated code reads.
+//!
+//! Both `wasm::compile` (which emits code) and `wasm::runtime` (which calls it and serves
+//! its builtin calls) follow this module; neither depends on the other.
+//!
+//! # Calling conventions
+//!
+//! * **WebAssembly functions** use Cranelift's `tail` calling convention with the signature
+//!   `(callee_vmctx: ptr, caller_vmctx: ptr, params...) -> results`. `VMFuncRef::wasm_call`
+//!   and `VMFunctionImport::wasm_call` point at such code.
+//! * **Array shims** (one per function type of a module) use the `tail` convention with the
+//!   signature `(callee_vmctx: ptr, caller_vmctx: ptr, values: ptr, wasm_call: ptr) -> ()`.
+//!   They load the parameters from `values` (one [`VALUE_SLOT_SIZE`]-byte slot per value,
+//!   little-endian at the start of the slot), call `wasm_call` with the WebAssembly
+//!   convention, and store the results into the slots from the first one.
+//!   `VMFuncRef::array_call` points at the shim of the function's type.
+//! * **The entry trampoline** (one per module) uses the platform's C convention:
+//!   `(activation: *mut VMActivation, array_shim: ptr, wasm_call: ptr, callee_vmctx: ptr,
+//!   caller_vmctx: ptr, values: ptr) -> i32`. It stores its frame pointer, stack pointer and
+//!   the address of its exception handler into the [`VMActivation`], calls `array_shim` with
+//!   `try_call_indirect` (`tail` convention, so the exceptional edge clobbers every register
+//!   and needs no register restore), and returns 1 on a normal return, 0 when a trap
+//!   redirected execution to the handler.
+//! * **Host functions** are called from WebAssembly through a per-type *wasm-to-host
+//!   trampoline* (WebAssembly convention; its `callee_vmctx` is a [`VMHostFuncContext`]). It
+//!   spills the parameters into value slots on its stack, calls
+//!   `VMHostFuncContext::host_call` with the C convention as
+//!   `(host_context, caller_vmctx, values, capacity: u32) -> u32` where `capacity` is the
+//!   number of slots, and traps with [`crate::wasm::trap::Trap::HostError`] when it
+//!   returns non-zero; otherwise it loads the results from the slots and returns them.
+//!
+//! # Traps
+//!
+//! Generated code traps with Cranelift trap instructions carrying
+//! `TrapCode::user(Trap::code() + 1)`, or with Cranelift's reserved codes where Cranelift
+//! itself emits the check (division, conversions, stack limit). Loads and stores of linear
+//! memory carry the `MemoryOutOfBounds` trap code, so that their guard-page faults are in
+//! the trap table. Every function checks the stack limit in its prologue against
+//! [`VMStoreContext::stack_limit`], reached as `*(vmctx + VMShape::STORE_CONTEXT)`.
+//!
+//! # Linear memory
+//!
+//! A 32-bit memory is a reservation of [`MEMORY_RESERVATION`] bytes: every address
+//! `base + u32 + u32 offset` lies inside it and every page past the current size is
+//! inaccessible, so generated code does no bounds checks.
+
+use core::mem::offset_of;
+
+use crate::wasm::vm::vmcontext::{VMContext, VMFunctionBody};
+
+/// Bytes per value in the arrays of array shims and host calls.
+pub const VALUE_SLOT_SIZE: u32 = 16;
+
+/// Bytes reserved per 32-bit linear memory: 4 GiB of addressable space and a 4 GiB guard
+/// region, so that any 32-bit address plus any 32-bit static offset stays inside.
+pub const MEMORY_RESERVATION: u64 = 8 << 30;
+
+/// The size of a WebAssembly page.
+pub const WASM_PAGE_SIZE: u64 = 1 << 16;
+
+/// Per-store state generated code reads; the VMContext header's `store_context` points at
+/// it.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VMStoreContext {
+    /// The lowest stack address WebAssembly may use; function prologues trap with
+    /// `call stack exhausted` below it.
+    pub stack_limit: usize,
+}
+
+/// Offset of [`VMStoreContext::stack_limit`].
+pub const STORE_CONTEXT_STACK_LIMIT: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
+
+/// What the entry trampoline records when it enters WebAssembly: where a trap resumes.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VMActivation {
+    /// The entry trampoline's frame pointer.
+    pub entry_fp: usize,
+    /// The entry trampoline's stack pointer at its `try_call_indirect`.
+    pub entry_sp: usize,
+    /// The address of the entry trampoline's exception handler block.
+    pub handler_pc: usize,
+}
+
+/// Offset of [`VMActivation::entry_fp`].
+pub const ACTIVATION_ENTRY_FP: u32 = offset_of!(VMActivation, entry_fp) as u32;
+/// Offset of [`VMActivation::entry_sp`].
+pub const ACTIVATION_ENTRY_SP: u32 = offset_of!(VMActivation, entry_sp) as u32;
+/// Offset of [`VMActivation::handler_pc`].
+pub const ACTIVATION_HANDLER_PC: u32 = offset_of!(VMActivation, handler_pc) as u32;
+
+/// The host side of an imported host function: what its `callee_vmctx` points at.
+#[repr(C)]
+pub struct VMHostFuncContext {
+    /// [`HOST_FUNC_MAGIC`].
+    pub magic: u32,
+    /// The function's engine-wide type id.
+    pub type_index: u32,
+    /// The host function: `(host_context, caller_vmctx, values, capacity) -> status`.
+    pub host_call: HostCall,
+    /// Data for the host function.
+    pub data: *mut u8,
+}
+
+/// The C signature of a host function.
+pub type HostCall = unsafe extern "C" fn(
+    host_context: *mut VMHostFuncContext,
+    caller_vmctx: *mut VMContext,
+    values: *mut u8,
+    capacity: u32,
+) -> u32;
+
+/// The value of [`VMHostFuncContext::magic`]: `"k23h"` little-endian.
+pub const HOST_FUNC_MAGIC: u32 = u32::from_le_bytes(*b"k23h");
+
+/// Offset of [`VMHostFuncContext::host_call`].
+pub const HOST_FUNC_HOST_CALL: u32 = offset_of!(VMHostFuncContext, host_call) as u32;
+
+/// Functions of the runtime that generated code calls, through the array of function
+/// pointers the VMContext header's `builtin_functions` points at (entry `id` at byte
+/// `8 * id`). Each uses the C convention and takes the caller's VMContext first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Builtin {
+    /// `memory.grow`: `(vmctx, memory_index: u32, delta_pages: u64) -> u64`, the previous
+    /// size in pages or `u64::MAX` when the memory cannot grow.
+    MemoryGrow = 0,
+}
+
+impl Builtin {
+    /// How many builtins there are: the length of the builtin array.
+    pub const COUNT: usize = 1;
+
+    /// The byte offset of this builtin's pointer in the builtin array.
+    #[must_use]
+    pub const fn offset(self) -> u32 {
+        self as u32 * 8
+    }
+}
+
+/// Signature of [`Builtin::MemoryGrow`].
+pub type MemoryGrowFn =
+    unsafe extern "C" fn(vmctx: *mut VMContext, memory_index: u32, delta_pages: u64) -> u64;
+
+/// Signature of the entry trampoline.
+pub type EntryTrampoline = unsafe extern "C" fn(
+    activation: *mut VMActivation,
+    array_shim: *const VMFunctionBody,
+    wasm_call: *const VMFunctionBody,
+    callee_vmctx: *mut VMContext,
+    caller_vmctx: *mut VMContext,
+    values: *mut u8,
+) -> i32;

@@ -1,0 +1,119 @@
+//! The Cranelift target for each [`Isa`] the kernel runs on.
+//!
+//! Every target gets the same shared settings: optimise for speed, keep frame pointers
+//! (the trap handler walks them for backtraces), no stack probes (the prologue's stack
+//! limit check and the guard page do that job), no unwind tables, implicit return areas for
+//! functions with many results, and the IR verifier in debug builds only.
+//!
+//! The ISA extensions are the ones that spare Cranelift every libcall for the scalar
+//! WebAssembly operators: on x86-64, SSE4.1 gives `roundss`/`roundsd` for `ceil`, `floor`,
+//! `trunc` and `nearest` (SSE3, SSSE3, SSE4.2 and POPCNT come along as the usual baseline);
+//! riscv64 is the G profile (M, A, F, D, Zicsr, Zifencei), on which Cranelift lowers all
+//! of them inline. The linker refuses any relocation it cannot resolve, so a lowering that
+//! still needed a libcall would surface as a [`CompileError::Link`], not as a bad call.
+
+use cranelift_codegen::isa::{self, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+
+use super::CompileError;
+use crate::hal::Isa;
+
+/// Builds the Cranelift target for `isa`.
+///
+/// # Errors
+/// [`CompileError::Isa`] when this build of kernel-core has no backend for `isa` (the
+/// riscv64 kernel carries only its own) or Cranelift refuses a setting.
+pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
+    let mut shared = settings::builder();
+    let shared_settings: [(&str, &str); 8] = [
+        ("opt_level", "speed"),
+        ("preserve_frame_pointers", "true"),
+        ("enable_probestack", "false"),
+        ("unwind_info", "false"),
+        ("enable_multi_ret_implicit_sret", "true"),
+        (
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        ),
+        ("is_pic", "false"),
+        ("enable_nan_canonicalization", "false"),
+    ];
+    for (name, value) in shared_settings {
+        shared
+            .set(name, value)
+            .map_err(|error| setting_error(name, &error))?;
+    }
+    let flags = settings::Flags::new(shared);
+
+    let (triple, extensions): (&str, &[&str]) = match isa {
+        Isa::X86_64 => (
+            "x86_64-unknown-none-elf",
+            &[
+                "has_sse3",
+                "has_ssse3",
+                "has_sse41",
+                "has_sse42",
+                "has_popcnt",
+            ],
+        ),
+        Isa::Riscv64 => (
+            "riscv64gc-unknown-none-elf",
+            &[
+                "has_m",
+                "has_a",
+                "has_f",
+                "has_d",
+                "has_zicsr",
+                "has_zifencei",
+            ],
+        ),
+    };
+    let mut builder = isa::lookup_by_name(triple)
+        .map_err(|error| CompileError::Isa(alloc::format!("{isa}: {error}")))?;
+    for name in extensions {
+        builder
+            .enable(name)
+            .map_err(|error| setting_error(name, &error))?;
+    }
+    builder
+        .finish(flags)
+        .map_err(|error| CompileError::Isa(alloc::format!("{isa}: {error}")))
+}
+
+fn setting_error(name: &str, error: &settings::SetError) -> CompileError {
+    CompileError::Isa(alloc::format!("setting `{name}`: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_targets_build_on_the_host() {
+        for isa in [Isa::X86_64, Isa::Riscv64] {
+            let target = target_isa(isa).expect("target");
+            assert!(target.flags().preserve_frame_pointers());
+            assert!(!target.flags().enable_probestack());
+            assert!(!target.flags().unwind_info());
+            assert_eq!(target.pointer_bytes(), 8);
+        }
+    }
+
+    #[test]
+    fn x86_64_has_sse41_for_rounding() {
+        let target = target_isa(Isa::X86_64).expect("target");
+        let names: alloc::vec::Vec<_> = target
+            .isa_flags()
+            .into_iter()
+            .filter(|v| v.as_bool() == Some(true))
+            .map(|v| v.name)
+            .collect();
+        for needed in ["has_sse41", "has_sse42", "has_popcnt"] {
+            assert!(names.contains(&needed), "{needed} missing from {names:?}");
+        }
+    }
+}

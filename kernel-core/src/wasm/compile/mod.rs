@@ -1,0 +1,411 @@
+//! The WebAssembly compiler: translates a module's functions into Cranelift IR and native
+//! code for one ISA, with the trampolines of [`crate::wasm::abi`].
+//!
+//! [`compile_module`] produces one position-independent blob: every defined function, then
+//! one array shim and one wasm-to-host trampoline per distinct function type, then the
+//! entry trampoline, each 16-byte aligned, with the calls between functions already
+//! patched. Alongside it come the trap table (code offset → [`Trap`]) and, per function,
+//! the map from code offsets back to WebAssembly byte offsets.
+//!
+//! Supported: all of WebAssembly 1.0; from 2.0 the sign-extension operators, non-trapping
+//! float-to-int conversions, multi-value blocks and functions, typed `select`, `funcref` /
+//! `externref` values, `ref.null`, `ref.is_null`, `ref.func`, `table.get`, `table.set` and
+//! `table.size`; multiple memories and tables. Anything else (SIMD and `v128`, bulk memory,
+//! `table.grow`/`fill`/`copy`/`init`, `elem.drop`, tail calls, exceptions, atomics, GC,
+//! 64-bit memories and tables, custom page sizes) is a [`CompileError::Unsupported`] naming
+//! the operator or feature.
+//!
+//! The compiler reads only [`crate::wasm::env`] (module information, VMContext layout),
+//! [`crate::wasm::vm`] (field offsets of the JIT-visible structures) and
+//! [`crate::wasm::abi`]; the runtime never sees Cranelift.
+//!
+//! Layout of the translator:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `isa` | the Cranelift target for an [`Isa`] |
+//! | `traps` | [`Trap`] ↔ Cranelift trap codes |
+//! | `environ` | module-wide facts: signatures, where memories, globals, tables live |
+//! | `func_translator` | one function body: locals, the operator loop, dispatch |
+//! | `control` | blocks, loops, `if`, branches, `return`, dead code |
+//! | `variables` | locals, globals, `drop`, `select` |
+//! | `numeric` | integer and float arithmetic, comparisons, conversions |
+//! | `memory` | loads, stores, `memory.size`, `memory.grow` |
+//! | `calls` | `call`, `call_indirect` |
+//! | `references` | `ref.*`, `table.get`, `table.set`, `table.size` |
+//! | `trampolines` | array shims, wasm-to-host trampolines, the entry trampoline |
+//! | `link` | laying the blob out and patching calls |
+
+mod calls;
+mod control;
+mod environ;
+mod func_translator;
+mod isa;
+mod link;
+mod memory;
+mod numeric;
+mod references;
+mod trampolines;
+mod traps;
+mod variables;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{self, ExternalName, UserFuncName};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::{CodegenError, FinalizedRelocTarget};
+use cranelift_frontend::FunctionBuilderContext;
+
+use self::environ::ModuleEnvironment;
+pub use self::isa::target_isa;
+use self::link::{Artifact, Relocation};
+pub use self::traps::{trap_code, trap_from_code};
+use crate::hal::Isa;
+use crate::wasm::env::{FuncType, ModuleInfo, VMShape};
+use crate::wasm::indices::{FuncIndex, TypeIndex};
+use crate::wasm::trap::Trap;
+
+/// A compiled module: native code for every defined function and for the trampolines of
+/// [`crate::wasm::abi`], with the tables the runtime needs to run it and to explain traps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledModule {
+    /// All functions and trampolines, calls between them already patched: a
+    /// position-independent blob to copy into executable memory as is.
+    pub code: Vec<u8>,
+    /// Each defined function, by `DefinedFuncIndex`.
+    pub functions: Vec<CompiledFunction>,
+    /// Every instruction that may trap, as (offset in `code`, trap), sorted by offset.
+    pub traps: Vec<(u32, Trap)>,
+    /// The array shim of each function type, by `TypeIndex`: offset in `code`.
+    pub array_shims: Vec<u32>,
+    /// The wasm-to-host trampoline of each function type, by `TypeIndex`: offset in
+    /// `code`.
+    pub wasm_to_host: Vec<u32>,
+    /// The offset in `code` of the entry trampoline.
+    pub entry_trampoline: u32,
+}
+
+/// Where one defined function lies in [`CompiledModule::code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFunction {
+    /// Offset of the first instruction in the blob (16-byte aligned).
+    pub offset: u32,
+    /// Length of the function's code in bytes.
+    pub len: u32,
+    /// (offset in the blob, WebAssembly byte offset in the module binary) for each run of
+    /// instructions generated from one operator, sorted by code offset. A code offset maps
+    /// to the last entry at or before it.
+    pub srclocs: Vec<(u32, u32)>,
+}
+
+impl CompiledModule {
+    /// The function containing blob offset `offset`, with its `DefinedFuncIndex`.
+    #[must_use]
+    pub fn function_at(&self, offset: u32) -> Option<(usize, &CompiledFunction)> {
+        let after = self.functions.partition_point(|f| f.offset <= offset);
+        let index = after.checked_sub(1)?;
+        let function = &self.functions[index];
+        (offset - function.offset < function.len).then_some((index, function))
+    }
+
+    /// The trap recorded at blob offset `offset`, if that instruction may trap.
+    #[must_use]
+    pub fn trap_at(&self, offset: u32) -> Option<Trap> {
+        let index = self
+            .traps
+            .binary_search_by_key(&offset, |&(at, _)| at)
+            .ok()?;
+        Some(self.traps[index].1)
+    }
+
+    /// The WebAssembly byte offset of the operator that generated the code at blob offset
+    /// `offset`, if it lies in a function.
+    #[must_use]
+    pub fn wasm_offset_at(&self, offset: u32) -> Option<u32> {
+        let (_, function) = self.function_at(offset)?;
+        let after = function.srclocs.partition_point(|&(at, _)| at <= offset);
+        Some(function.srclocs.get(after.checked_sub(1)?)?.1)
+    }
+}
+
+/// Why a module could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileError {
+    /// The module uses an operator, type or feature the compiler does not implement yet.
+    Unsupported(String),
+    /// The module information, the binary or the layout contradict each other (a module
+    /// that did not come out of validation and [`crate::wasm::env::translate`]).
+    Invalid(String),
+    /// No Cranelift backend for the ISA in this build, or its settings were refused.
+    Isa(String),
+    /// Cranelift failed to compile a function.
+    Codegen(String),
+    /// The generated code needs something the blob cannot provide (a libcall, an
+    /// unknown relocation, a trap code with no [`Trap`]), or is too large.
+    Link(String),
+}
+
+impl CompileError {
+    /// [`CompileError::Unsupported`] for an operator.
+    fn unsupported_operator(op: &wasmparser::Operator<'_>) -> Self {
+        Self::Unsupported(alloc::format!("operator {}", operator_name(op)))
+    }
+
+    /// [`CompileError::Invalid`] with `what`.
+    fn invalid(what: impl Into<String>) -> Self {
+        Self::Invalid(what.into())
+    }
+}
+
+/// The name of an operator as wasmparser spells its variant (`I32Add`, `V128Load`).
+fn operator_name(op: &wasmparser::Operator<'_>) -> String {
+    let debug = alloc::format!("{op:?}");
+    let end = debug
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(debug.len());
+    debug[..end].to_string()
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsupported(what) => write!(f, "unsupported by the compiler: {what}"),
+            Self::Invalid(what) => write!(f, "inconsistent module: {what}"),
+            Self::Isa(what) => write!(f, "target ISA: {what}"),
+            Self::Codegen(what) => write!(f, "code generation failed: {what}"),
+            Self::Link(what) => write!(f, "linking compiled code failed: {what}"),
+        }
+    }
+}
+
+impl core::error::Error for CompileError {}
+
+impl From<wasmparser::BinaryReaderError> for CompileError {
+    fn from(error: wasmparser::BinaryReaderError) -> Self {
+        Self::Invalid(alloc::format!(
+            "{} (at offset {:#x})",
+            error.message(),
+            error.offset()
+        ))
+    }
+}
+
+/// Compiles every defined function of `module` and the trampolines of its types for `isa`.
+///
+/// `module` must have been made by [`crate::wasm::env::translate`] from `wasm` (so the
+/// module is valid), and `shape` by [`VMShape::for_module`] from `module`.
+///
+/// # Errors
+/// [`CompileError::Unsupported`] for operators and types outside the implemented set (see
+/// the [module documentation](self)), [`CompileError::Isa`] when this build has no
+/// backend for `isa`, [`CompileError::Invalid`] when the inputs disagree, and
+/// [`CompileError::Codegen`] / [`CompileError::Link`] when Cranelift's output cannot be
+/// used: a module [`crate::wasm::env::translate`] accepts gets a result or an error, never
+/// a panic.
+pub fn compile_module(
+    isa: Isa,
+    module: &ModuleInfo,
+    wasm: &[u8],
+    shape: &VMShape,
+) -> Result<CompiledModule, CompileError> {
+    let target = target_isa(isa)?;
+    let env = ModuleEnvironment::new(module, shape, &*target)?;
+    let mut compiler = Compiler::new(&*target);
+
+    let defined = module.num_defined_functions() as usize;
+    if module.function_bodies.len() != defined {
+        return Err(CompileError::invalid(alloc::format!(
+            "{} function bodies for {defined} defined functions",
+            module.function_bodies.len()
+        )));
+    }
+    let mut functions = Vec::with_capacity(defined);
+    for (defined_index, range) in module.function_bodies.iter().enumerate() {
+        let func_index = FuncIndex::from_u32(
+            module
+                .num_imported_functions
+                .checked_add(u32::try_from(defined_index).map_err(|_| too_many())?)
+                .ok_or_else(too_many)?,
+        );
+        let body = wasm.get(range.clone()).ok_or_else(|| {
+            CompileError::invalid(alloc::format!(
+                "body of function {func_index} lies outside the module binary"
+            ))
+        })?;
+        let func = func_translator::translate_function(
+            &env,
+            func_index,
+            body,
+            range.start,
+            &mut compiler.builder_context,
+        )?;
+        functions.push(compiler.compile(func, Some(func_index))?);
+    }
+
+    // One shim and one host trampoline per distinct function type.
+    let mut distinct: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut type_slot = Vec::with_capacity(module.types.len());
+    let mut shims = Vec::new();
+    let mut host_trampolines = Vec::new();
+    for (index, ty) in module.types.iter().enumerate() {
+        let key = type_key(ty);
+        let next = shims.len();
+        let slot = *distinct.entry(key).or_insert(next);
+        if slot == next {
+            let type_index = TypeIndex::from_u32(u32::try_from(index).map_err(|_| too_many())?);
+            let shim = trampolines::array_shim(&env, type_index, &mut compiler.builder_context)?;
+            shims.push(compiler.compile(shim, None)?);
+            let host = trampolines::wasm_to_host(&env, type_index, &mut compiler.builder_context)?;
+            host_trampolines.push(compiler.compile(host, None)?);
+        }
+        type_slot.push(slot);
+    }
+    let entry = trampolines::entry_trampoline(&*target, &mut compiler.builder_context)?;
+    let entry = compiler.compile(entry, None)?;
+
+    link::link(
+        functions,
+        shims,
+        host_trampolines,
+        &type_slot,
+        entry,
+        module,
+    )
+}
+
+/// A sort key identifying a function type: its parameter and result types.
+fn type_key(ty: &FuncType) -> Vec<u8> {
+    use crate::wasm::env::{RefType, ValType};
+    let code = |v: &ValType| match v {
+        ValType::I32 => 0,
+        ValType::I64 => 1,
+        ValType::F32 => 2,
+        ValType::F64 => 3,
+        ValType::V128 => 4,
+        ValType::Ref(RefType::Func) => 5,
+        ValType::Ref(RefType::Extern) => 6,
+        ValType::Ref(RefType::Exn) => 7,
+    };
+    let mut key = Vec::with_capacity(ty.params.len() + ty.results.len() + 1);
+    key.extend(ty.params.iter().map(code));
+    key.push(0xff);
+    key.extend(ty.results.iter().map(code));
+    key
+}
+
+fn too_many() -> CompileError {
+    CompileError::Link("more functions than a u32 counts".into())
+}
+
+/// Cranelift state reused across the functions of one module. After an error the builder
+/// context may be left mid-function, so a `Compiler` is dropped at the first error.
+struct Compiler<'a> {
+    isa: &'a dyn TargetIsa,
+    context: Context,
+    builder_context: FunctionBuilderContext,
+}
+
+impl<'a> Compiler<'a> {
+    fn new(isa: &'a dyn TargetIsa) -> Self {
+        Self {
+            isa,
+            context: Context::new(),
+            builder_context: FunctionBuilderContext::new(),
+        }
+    }
+
+    /// Compiles one function to machine code, keeping what linking needs.
+    fn compile(
+        &mut self,
+        mut func: ir::Function,
+        wasm_function: Option<FuncIndex>,
+    ) -> Result<Artifact, CompileError> {
+        let what = match wasm_function {
+            Some(index) => alloc::format!("function {index}"),
+            None => "a trampoline".to_string(),
+        };
+        if let Some(index) = wasm_function {
+            func.name = UserFuncName::user(0, index.as_u32());
+        }
+        self.context.clear();
+        self.context.func = func;
+        if let Err(error) = self.context.compile(self.isa, &mut ControlPlane::default()) {
+            let message = match &error.inner {
+                CodegenError::Verifier(errors) => {
+                    cranelift_codegen::print_errors::pretty_verifier_error(
+                        error.func,
+                        None,
+                        errors.clone(),
+                    )
+                }
+                other => other.to_string(),
+            };
+            return Err(CompileError::Codegen(alloc::format!("{what}: {message}")));
+        }
+        let compiled = self
+            .context
+            .compiled_code()
+            .ok_or_else(|| CompileError::Codegen(alloc::format!("{what}: no code")))?;
+        let buffer = &compiled.buffer;
+        let mut relocations = Vec::with_capacity(buffer.relocs().len());
+        for reloc in buffer.relocs() {
+            let target = match &reloc.target {
+                FinalizedRelocTarget::ExternalName(ExternalName::User(name)) => {
+                    let name = &self.context.func.params.user_named_funcs()[*name];
+                    (name.namespace == 0).then_some(name.index)
+                }
+                _ => None,
+            };
+            let Some(target) = target else {
+                return Err(CompileError::Link(alloc::format!(
+                    "{what}: relocation {:?} to {:?} cannot be resolved in the blob",
+                    reloc.kind,
+                    reloc.target
+                )));
+            };
+            relocations.push(Relocation {
+                offset: reloc.offset,
+                kind: reloc.kind,
+                target: FuncIndex::from_u32(target),
+                addend: reloc.addend,
+            });
+        }
+        let mut traps = Vec::with_capacity(buffer.traps().len());
+        for trap in buffer.traps() {
+            let Some(kind) = trap_from_code(trap.code) else {
+                return Err(CompileError::Link(alloc::format!(
+                    "{what}: trap code {} has no WebAssembly trap",
+                    trap.code
+                )));
+            };
+            traps.push((trap.offset, kind));
+        }
+        let mut srclocs: Vec<(u32, u32)> = Vec::new();
+        for loc in buffer.get_srclocs_sorted() {
+            if loc.loc.is_default() || loc.start == loc.end {
+                continue;
+            }
+            if srclocs
+                .last()
+                .is_some_and(|&(_, wasm)| wasm == loc.loc.bits())
+            {
+                continue;
+            }
+            srclocs.push((loc.start, loc.loc.bits()));
+        }
+        Ok(Artifact {
+            code: buffer.data().to_vec(),
+            relocations,
+            traps,
+            srclocs,
+        })
+    }
+}
