@@ -15,12 +15,14 @@ pub const VMCONTEXT_MAGIC: u32 = u32::from_le_bytes(*b"k23c");
 /// An opaque VMContext: the fixed [`VMContextHeader`] followed by the per-module arrays
 /// whose offsets [`crate::wasm::env::VMShape`] computes. Only ever used behind a pointer.
 #[repr(C)]
+#[derive(Debug)]
 pub struct VMContext {
     _opaque: [u8; 0],
 }
 
 /// The first instruction of a compiled function. Only ever used behind a pointer.
 #[repr(C)]
+#[derive(Debug)]
 pub struct VMFunctionBody {
     _opaque: [u8; 0],
 }
@@ -72,6 +74,7 @@ pub struct VMContextHeader {
 
 /// An imported function: how to call it and with which VMContext.
 #[repr(C)]
+#[derive(Debug, Clone, Copy)]
 pub struct VMFunctionImport {
     /// Entry point with the WebAssembly calling convention.
     pub wasm_call: *const VMFunctionBody,
@@ -148,6 +151,7 @@ pub struct VMTagImport {
 
 /// A function reference: what `ref.func`, tables and `call_indirect` work with.
 #[repr(C)]
+#[derive(Debug, Clone, Copy)]
 pub struct VMFuncRef {
     /// Entry point with the array calling convention.
     pub array_call: *const VMFunctionBody,

@@ -1,0 +1,250 @@
+//! The engine (the platform and its configuration) and modules compiled into executable
+//! memory.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use super::code::{CodeInfo, FunctionCode};
+use super::trap_handler::handle_trap;
+use crate::hal::{Cpus, MemoryError, Protection, Traps, VirtualMemory};
+use crate::wasm::compile::{CompileError, compile_module};
+use crate::wasm::env::{LayoutError, ModuleError, ModuleInfo, VMShape, WasmFeatures, translate};
+
+/// The platform services the WebAssembly runtime needs.
+pub trait RuntimeHal: VirtualMemory + Traps + Cpus {}
+
+impl<H: VirtualMemory + Traps + Cpus> RuntimeHal for H {}
+
+/// Settings of an engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// How many bytes of stack WebAssembly may use below the point where the host calls
+    /// into it; past that, calls trap with `call stack exhausted`.
+    pub wasm_stack_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            wasm_stack_size: 512 * 1024,
+        }
+    }
+}
+
+/// The WebAssembly engine of one platform: compiles modules for the platform's ISA and
+/// owns the trap handler.
+#[derive(Debug)]
+pub struct Engine<H: RuntimeHal> {
+    hal: H,
+    config: EngineConfig,
+}
+
+impl<H: RuntimeHal> Engine<H> {
+    /// Makes an engine and installs the runtime's trap handler in the HAL.
+    pub fn new(hal: H, config: EngineConfig) -> Self {
+        hal.install_trap_handler(handle_trap);
+        Self { hal, config }
+    }
+
+    /// The platform.
+    pub const fn hal(&self) -> &H {
+        &self.hal
+    }
+
+    /// The engine's settings.
+    pub const fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// Malformed, invalid or unsupported at translation.
+    Module(ModuleError),
+    /// The VMContext would be too large.
+    Layout(LayoutError),
+    /// The compiler refused a function.
+    Compile(CompileError),
+    /// Executable memory could not be had.
+    Memory(MemoryError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Module(error) => error.fmt(f),
+            Self::Layout(error) => write!(f, "unsupported module: {error}"),
+            Self::Compile(error) => write!(f, "unsupported module: {error}"),
+            Self::Memory(error) => write!(f, "cannot load code: {error}"),
+        }
+    }
+}
+
+/// What instances share of a module: its description, layout and published code.
+#[derive(Debug)]
+pub(crate) struct ModuleCode {
+    pub(crate) info: ModuleInfo,
+    pub(crate) shape: VMShape,
+    pub(crate) code: Arc<CodeInfo>,
+    /// Address of each type's array shim.
+    pub(crate) array_shims: Box<[usize]>,
+    /// Address of each type's wasm-to-host trampoline.
+    pub(crate) wasm_to_host: Box<[usize]>,
+    /// Address of the entry trampoline.
+    pub(crate) entry: usize,
+    /// The module binary (data segments are read from it).
+    pub(crate) wasm: Box<[u8]>,
+    region: (NonNull<u8>, usize),
+    release: unsafe fn(*const (), NonNull<u8>, usize),
+    hal: *const (),
+}
+
+// Safety: the code region is immutable after publication; the raw pointers are the HAL
+// (which outlives every module, see `Module::new`) and the region, both only used to
+// release the region once, in `drop`.
+unsafe impl Send for ModuleCode {}
+// Safety: as above: shared access only reads immutable data.
+unsafe impl Sync for ModuleCode {}
+
+impl Drop for ModuleCode {
+    fn drop(&mut self) {
+        // Safety: `release` was made for the HAL type `hal` points at, the HAL outlives
+        // the module (the engine borrow in `Module`), and the last user of the code is
+        // gone (this is the last `Arc`).
+        unsafe { (self.release)(self.hal, self.region.0, self.region.1) }
+    }
+}
+
+/// Releases a code region through the HAL of type `H` behind `hal`.
+///
+/// # Safety
+/// `hal` must point at a live `H`, and the region must be a live reservation of it that
+/// nothing uses any more.
+unsafe fn release_region<H: VirtualMemory>(hal: *const (), base: NonNull<u8>, len: usize) {
+    // Safety: the caller guarantees both conditions.
+    unsafe {
+        let _ = (*hal.cast::<H>()).release(base, len);
+    }
+}
+
+/// A module compiled into executable memory, ready to be instantiated in stores of the
+/// engine it was loaded with.
+#[derive(Debug, Clone)]
+pub struct Module<'e, H: RuntimeHal> {
+    pub(crate) inner: Arc<ModuleCode>,
+    /// The code was published through this engine's HAL, which must outlive it.
+    engine: PhantomData<&'e Engine<H>>,
+}
+
+impl<'e, H: RuntimeHal> Module<'e, H> {
+    /// Validates `wasm` against `features`, compiles it for the platform's ISA and
+    /// publishes the code.
+    ///
+    /// # Errors
+    /// [`LoadError`] for invalid or unsupported modules and when memory runs out.
+    pub fn new(
+        engine: &'e Engine<H>,
+        wasm: &[u8],
+        features: WasmFeatures,
+    ) -> Result<Self, LoadError> {
+        let info = translate(wasm, features).map_err(LoadError::Module)?;
+        let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
+        let compiled =
+            compile_module(engine.hal.isa(), &info, wasm, &shape).map_err(LoadError::Compile)?;
+        let hal = &engine.hal;
+        let page = hal.page_size();
+        let len = compiled.code.len().max(1).div_ceil(page) * page;
+        let base = hal.reserve(len).map_err(LoadError::Memory)?;
+        // Safety: the whole fresh reservation is committed and written before anything
+        // can run it; on failure it is released unused.
+        let published = unsafe {
+            hal.commit(base, len, Protection::ReadWrite).and_then(|()| {
+                core::ptr::copy_nonoverlapping(
+                    compiled.code.as_ptr(),
+                    base.as_ptr(),
+                    compiled.code.len(),
+                );
+                hal.publish_code(base, len)
+            })
+        };
+        if let Err(error) = published {
+            // Safety: the reservation made above, never run.
+            let _ = unsafe { hal.release(base, len) };
+            return Err(LoadError::Memory(error));
+        }
+        let start = base.as_ptr() as usize;
+        let functions = compiled
+            .functions
+            .into_iter()
+            .map(|function| FunctionCode {
+                offset: function.offset,
+                len: function.len,
+                srclocs: function.srclocs.into_boxed_slice(),
+            })
+            .collect();
+        let code = Arc::new(CodeInfo {
+            start,
+            len: compiled.code.len(),
+            module_name: info.name.clone(),
+            functions,
+            num_imported_functions: info.num_imported_functions,
+            traps: compiled.traps.into_boxed_slice(),
+            function_names: info.function_names.clone(),
+        });
+        let address = |offset: &u32| start + *offset as usize;
+        let inner = ModuleCode {
+            array_shims: compiled.array_shims.iter().map(address).collect(),
+            wasm_to_host: compiled.wasm_to_host.iter().map(address).collect(),
+            entry: address(&compiled.entry_trampoline),
+            wasm: wasm.into(),
+            info,
+            shape,
+            code,
+            region: (base, len),
+            release: release_region::<H>,
+            hal: core::ptr::from_ref(hal).cast(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            engine: PhantomData,
+        })
+    }
+
+    /// The module's description.
+    #[must_use]
+    pub fn info(&self) -> &ModuleInfo {
+        &self.inner.info
+    }
+
+    /// The names and kinds of the module's imports.
+    pub fn imports(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inner
+            .info
+            .imports
+            .iter()
+            .map(|import| (import.module.as_str(), import.name.as_str()))
+    }
+}
+
+/// Formats `module!function+offset` style frame descriptions.
+pub(crate) fn describe_function(code: &CodeInfo, func: crate::wasm::indices::FuncIndex) -> String {
+    use core::fmt::Write as _;
+    let mut text = String::new();
+    if let Some(module) = &code.module_name {
+        let _ = write!(text, "{module}!");
+    }
+    match code.function_name(func) {
+        Some(name) => {
+            let _ = write!(text, "{name}");
+        }
+        None => {
+            let _ = write!(text, "<func {func}>");
+        }
+    }
+    text
+}

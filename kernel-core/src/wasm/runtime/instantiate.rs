@@ -1,0 +1,581 @@
+//! Instantiation: linking imports, filling the VMContext, initialising segments, running
+//! the start function.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+use super::engine::{Module, RuntimeHal};
+use super::instance::InstanceState;
+use super::store::{
+    CallError, Extern, Func, GlobalEntry, InstanceId, InstantiationError, StoreInner, read_global,
+};
+use super::values::{FuncRef, Val};
+use crate::wasm::abi::VMStoreContext;
+use crate::wasm::env::vmshape::VMShape;
+use crate::wasm::env::{
+    ConstExpr, ConstOp, DataKind, ElementItems, ElementKind, EntityIndex, RefType,
+};
+use crate::wasm::indices::{
+    DefinedGlobalIndex, DefinedMemoryIndex, DefinedTableIndex, FuncIndex, FuncRefIndex,
+    OwnedMemoryIndex,
+};
+use crate::wasm::trap::Trap;
+use crate::wasm::vm::vmcontext::{
+    VMCONTEXT_MAGIC, VMFuncRef, VMFunctionBody, VMFunctionImport, VMGlobalDefinition,
+    VMGlobalImport, VMMemoryDefinition, VMMemoryImport, VMSharedTypeIndex, VMTableDefinition,
+    VMTableImport,
+};
+
+fn unlinkable(message: impl Into<String>) -> InstantiationError {
+    InstantiationError::Unlinkable(message.into())
+}
+
+fn trap(trap: Trap) -> InstantiationError {
+    InstantiationError::Trap(CallError::Trap {
+        trap,
+        detail: None,
+        backtrace: Vec::new(),
+    })
+}
+
+/// Index `index` of a typed index space as the `u32` the index type wants.
+fn index_u32(index: usize) -> u32 {
+    // Index spaces of validated modules are far smaller than u32::MAX.
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+/// A segment ready to be written: where, and the values or bytes.
+enum Pending {
+    Elements {
+        table: super::store::TableId,
+        offset: u64,
+        values: Vec<usize>,
+    },
+    Data {
+        memory: super::store::MemoryId,
+        offset: u64,
+        range: core::ops::Range<usize>,
+    },
+}
+
+impl<'e, H: RuntimeHal> StoreInner<'e, H> {
+    pub(crate) fn instantiate(
+        &mut self,
+        module: &Module<'e, H>,
+        imports: &[Extern],
+    ) -> Result<InstanceId, InstantiationError> {
+        let code = &module.inner;
+        let info = &code.info;
+        if imports.len() != info.imports.len() {
+            return Err(unlinkable(format!(
+                "expected {} imports, got {}",
+                info.imports.len(),
+                imports.len()
+            )));
+        }
+        if info.num_defined_tags() > 0 || info.num_imported_tags > 0 {
+            return Err(InstantiationError::Unsupported(String::from(
+                "exception tags",
+            )));
+        }
+        let store_pointer = core::ptr::from_mut(self).cast::<()>();
+        let mut state = Box::new(InstanceState::new(module.inner.clone(), store_pointer));
+        state.link_back();
+        state.type_ids = info.types.iter().map(|ty| self.intern_type(ty)).collect();
+
+        self.write_header(&state);
+        self.link_imports(&mut state, imports)?;
+        self.define_memories_and_tables(&mut state)?;
+        self.define_functions(&mut state);
+        self.define_globals(&mut state)?;
+
+        if self.entry.is_none() {
+            self.entry = Some(code.entry);
+        }
+        if !self
+            .code
+            .iter()
+            .any(|known| alloc::sync::Arc::ptr_eq(known, &code.code))
+        {
+            self.code.push(code.code.clone());
+        }
+        self.instances.push(state);
+        let id = InstanceId(self.instances.len() - 1);
+        self.initialize_segments(id)?;
+        if let Some(start) = info.start {
+            let funcref = self.funcref_of(id, start);
+            let ty = info
+                .function_type(start)
+                .cloned()
+                .ok_or_else(|| unlinkable("bad start function"))?;
+            self.call_funcref(&funcref, &ty, &[])
+                .map_err(InstantiationError::Trap)?;
+        }
+        Ok(id)
+    }
+
+    fn write_header(&mut self, state: &InstanceState) {
+        // Safety: the VMContext allocation is at least `DYNAMIC_DATA_START` bytes and the
+        // header fields are at their `VMShape` offsets; every pointer stored points at
+        // store- or instance-owned data that lives as long as the instance.
+        unsafe {
+            state.field::<u32>(VMShape::MAGIC).write(VMCONTEXT_MAGIC);
+            state
+                .field::<*mut VMStoreContext>(VMShape::STORE_CONTEXT)
+                .write(core::ptr::from_mut(&mut self.context));
+            state
+                .field::<*const usize>(VMShape::BUILTIN_FUNCTIONS)
+                .write(self.builtins.as_ptr());
+            state
+                .field::<*const u32>(VMShape::TYPE_IDS)
+                .write(state.type_ids.as_ptr());
+        }
+    }
+
+    fn link_imports(
+        &mut self,
+        state: &mut InstanceState,
+        imports: &[Extern],
+    ) -> Result<(), InstantiationError> {
+        let code = state.module.clone();
+        let info = &code.info;
+        let shape = &code.shape;
+        for (import, value) in info.imports.iter().zip(imports) {
+            let mismatch = || {
+                unlinkable(format!(
+                    "incompatible import type for {}::{}",
+                    import.module, import.name
+                ))
+            };
+            match (import.entity, *value) {
+                (EntityIndex::Function(func), Extern::Func(provided)) => {
+                    let expected = info.function_type(func).ok_or_else(mismatch)?;
+                    let provided_ty = self.func_type(provided).ok_or_else(mismatch)?;
+                    if provided_ty != expected {
+                        return Err(mismatch());
+                    }
+                    let type_index = info.functions[func.index()];
+                    let record = match provided {
+                        Func::Wasm(reference) => {
+                            // Safety: FuncRefs of this store point at live VMFuncRefs.
+                            let funcref = unsafe { *reference.0.as_ptr() };
+                            VMFunctionImport {
+                                wasm_call: funcref.wasm_call,
+                                array_call: funcref.array_call,
+                                vmctx: funcref.vmctx,
+                            }
+                        }
+                        Func::Host(id) => {
+                            let host = self.host_funcs.get_mut(id.0).ok_or_else(mismatch)?;
+                            VMFunctionImport {
+                                wasm_call: code.wasm_to_host[type_index.index()]
+                                    as *const VMFunctionBody,
+                                array_call: code.array_shims[type_index.index()]
+                                    as *const VMFunctionBody,
+                                vmctx: core::ptr::from_mut(&mut host.context).cast(),
+                            }
+                        }
+                    };
+                    let offset = shape.vmctx_function_import(func).ok_or_else(mismatch)?;
+                    // Safety: the offset is inside the VMContext (checked accessor).
+                    unsafe { state.field::<VMFunctionImport>(offset).write(record) };
+                    state.imported_funcs.push(provided);
+                }
+                (EntityIndex::Memory(memory), Extern::Memory(id)) => {
+                    let expected = &info.memories[memory.index()];
+                    let entry = self.memories.get(id.0).ok_or_else(mismatch)?;
+                    let fits = entry.memory.pages() >= expected.minimum
+                        && match expected.maximum {
+                            None => true,
+                            Some(maximum) => entry
+                                .memory
+                                .declared_maximum()
+                                .is_some_and(|actual| actual <= maximum),
+                        };
+                    if !fits || expected.shared || expected.memory64 {
+                        return Err(mismatch());
+                    }
+                    let offset = shape.vmctx_memory_import(memory).ok_or_else(mismatch)?;
+                    let record = VMMemoryImport {
+                        from: entry.definition.as_ptr(),
+                        vmctx: entry.owner,
+                    };
+                    // Safety: the offset is inside the VMContext (checked accessor).
+                    unsafe { state.field::<VMMemoryImport>(offset).write(record) };
+                    state.memories.push(id);
+                }
+                (EntityIndex::Table(table), Extern::Table(id)) => {
+                    let expected = &info.tables[table.index()];
+                    let entry = self.tables.get(id.0).ok_or_else(mismatch)?;
+                    let fits = entry.table.element_type() == expected.element
+                        && entry.table.len() as u64 >= expected.minimum
+                        && match expected.maximum {
+                            None => true,
+                            Some(maximum) => entry
+                                .table
+                                .declared_maximum()
+                                .is_some_and(|actual| actual <= maximum),
+                        };
+                    if !fits {
+                        return Err(mismatch());
+                    }
+                    let offset = shape.vmctx_table_import(table).ok_or_else(mismatch)?;
+                    let record = VMTableImport {
+                        from: entry.definition.as_ptr(),
+                        vmctx: entry.owner,
+                    };
+                    // Safety: the offset is inside the VMContext (checked accessor).
+                    unsafe { state.field::<VMTableImport>(offset).write(record) };
+                    state.tables.push(id);
+                }
+                (EntityIndex::Global(global), Extern::Global(id)) => {
+                    let expected = info.globals[global.index()];
+                    let entry = self.globals.get(id.0).ok_or_else(mismatch)?;
+                    if entry.ty != expected {
+                        return Err(mismatch());
+                    }
+                    let offset = shape.vmctx_global_import(global).ok_or_else(mismatch)?;
+                    let record = VMGlobalImport {
+                        from: entry.definition.as_ptr(),
+                    };
+                    // Safety: the offset is inside the VMContext (checked accessor).
+                    unsafe { state.field::<VMGlobalImport>(offset).write(record) };
+                    state.globals.push(entry.definition);
+                }
+                _ => return Err(mismatch()),
+            }
+        }
+        Ok(())
+    }
+
+    fn define_memories_and_tables(
+        &mut self,
+        state: &mut InstanceState,
+    ) -> Result<(), InstantiationError> {
+        let code = state.module.clone();
+        let info = &code.info;
+        let shape = &code.shape;
+        let vmctx = state.vmctx();
+        for (defined, ty) in info
+            .memories
+            .iter()
+            .skip(info.num_imported_memories as usize)
+            .enumerate()
+        {
+            if ty.shared {
+                return Err(InstantiationError::Unsupported(String::from(
+                    "shared memories",
+                )));
+            }
+            // Shared memories are refused above, so every defined memory is owned and the
+            // owned index is the defined index.
+            let offset = shape
+                .vmctx_memory_definition(OwnedMemoryIndex::from_u32(index_u32(defined)))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            let definition = NonNull::new(state.field::<VMMemoryDefinition>(offset))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            let id = self.add_memory(ty, definition, vmctx)?;
+            let pointer_offset = shape
+                .vmctx_memory_pointer(DefinedMemoryIndex::from_u32(index_u32(defined)))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            // Safety: the offset is inside the VMContext (checked accessor).
+            unsafe {
+                state
+                    .field::<*mut VMMemoryDefinition>(pointer_offset)
+                    .write(definition.as_ptr())
+            };
+            state.memories.push(id);
+        }
+        for (defined, ty) in info
+            .tables
+            .iter()
+            .skip(info.num_imported_tables as usize)
+            .enumerate()
+        {
+            let offset = shape
+                .vmctx_table_definition(DefinedTableIndex::from_u32(index_u32(defined)))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            let definition = NonNull::new(state.field::<VMTableDefinition>(offset))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            // Tables with an initialiser expression need typed references, which
+            // translation refuses; every table starts null.
+            let id = self.add_table(ty, 0, definition, vmctx)?;
+            state.tables.push(id);
+        }
+        Ok(())
+    }
+
+    /// Fills the `func_refs` array and the per-function `Func` list.
+    fn define_functions(&mut self, state: &mut InstanceState) {
+        let code = state.module.clone();
+        let info = &code.info;
+        let shape = &code.shape;
+        for (slot, &func) in info.escaped_functions.iter().enumerate() {
+            let funcref = self.make_funcref(state, func);
+            if let Some(offset) = shape.vmctx_func_ref(FuncRefIndex::from_u32(index_u32(slot))) {
+                // Safety: the offset is inside the VMContext (checked accessor).
+                unsafe { state.field::<VMFuncRef>(offset).write(funcref) };
+            }
+        }
+    }
+
+    /// A `VMFuncRef` for function `func` of the instance being built.
+    fn make_funcref(&self, state: &InstanceState, func: FuncIndex) -> VMFuncRef {
+        let code = &state.module;
+        let info = &code.info;
+        let type_index = info.functions[func.index()];
+        let type_id = VMSharedTypeIndex(state.type_ids[type_index.index()]);
+        match info.defined_function(func) {
+            Some(defined) => VMFuncRef {
+                array_call: code.array_shims[type_index.index()] as *const VMFunctionBody,
+                wasm_call: code.code.function_address(defined).unwrap_or(0)
+                    as *const VMFunctionBody,
+                type_index: type_id,
+                vmctx: state.vmctx(),
+            },
+            None => {
+                let offset = code.shape.vmctx_function_import(func).unwrap_or(0);
+                // Safety: imports were written by `link_imports` at this checked offset.
+                let import = unsafe { state.field::<VMFunctionImport>(offset).read() };
+                VMFuncRef {
+                    array_call: import.array_call,
+                    wasm_call: import.wasm_call,
+                    type_index: type_id,
+                    vmctx: import.vmctx,
+                }
+            }
+        }
+    }
+
+    /// A `VMFuncRef` for any function of a live instance (escaping or not).
+    pub(crate) fn funcref_of(&self, instance: InstanceId, func: FuncIndex) -> VMFuncRef {
+        self.make_funcref(&self.instances[instance.0], func)
+    }
+
+    fn define_globals(&mut self, state: &mut InstanceState) -> Result<(), InstantiationError> {
+        let code = state.module.clone();
+        let info = &code.info;
+        for (defined, init) in info.global_initializers.iter().enumerate() {
+            let global = info.num_imported_globals as usize + defined;
+            let ty = info.globals[global];
+            let value = self.evaluate(state, init)?;
+            let offset = code
+                .shape
+                .vmctx_global_definition(DefinedGlobalIndex::from_u32(index_u32(defined)))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            let definition = NonNull::new(state.field::<VMGlobalDefinition>(offset))
+                .ok_or(InstantiationError::OutOfMemory)?;
+            // Safety: the definition is inside the VMContext, 16-aligned (VMShape aligns
+            // the globals array).
+            unsafe { (*definition.as_ptr()).storage = value.to_slot() };
+            state.globals.push(definition);
+            self.globals.push(GlobalEntry { definition, ty });
+        }
+        Ok(())
+    }
+
+    /// Evaluates a constant expression in the context of the instance being built.
+    fn evaluate(&self, state: &InstanceState, expr: &ConstExpr) -> Result<Val, InstantiationError> {
+        let info = &state.module.info;
+        let mut stack: Vec<Val> = Vec::new();
+        let bad = || InstantiationError::Unsupported(String::from("malformed constant expression"));
+        for op in expr.ops.iter() {
+            let value = match *op {
+                ConstOp::I32Const(value) => Val::I32(value),
+                ConstOp::I64Const(value) => Val::I64(value),
+                ConstOp::F32Const(bits) => Val::F32(bits),
+                ConstOp::F64Const(bits) => Val::F64(bits),
+                ConstOp::V128Const(bits) => Val::V128(bits),
+                ConstOp::RefNull(RefType::Extern) => Val::ExternRef(None),
+                ConstOp::RefNull(_) => Val::FuncRef(None),
+                ConstOp::RefFunc(func) => {
+                    let offset = info
+                        .func_ref_index(func)
+                        .and_then(|slot| state.module.shape.vmctx_func_ref(slot))
+                        .ok_or_else(bad)?;
+                    Val::FuncRef(NonNull::new(state.field::<VMFuncRef>(offset)).map(FuncRef))
+                }
+                ConstOp::GlobalGet(global) => {
+                    let definition = *state.globals.get(global.index()).ok_or_else(bad)?;
+                    read_global(definition, info.globals[global.index()])
+                }
+                ConstOp::I32Add | ConstOp::I32Sub | ConstOp::I32Mul => {
+                    let (Some(Val::I32(right)), Some(Val::I32(left))) = (stack.pop(), stack.pop())
+                    else {
+                        return Err(bad());
+                    };
+                    Val::I32(match op {
+                        ConstOp::I32Add => left.wrapping_add(right),
+                        ConstOp::I32Sub => left.wrapping_sub(right),
+                        _ => left.wrapping_mul(right),
+                    })
+                }
+                ConstOp::I64Add | ConstOp::I64Sub | ConstOp::I64Mul => {
+                    let (Some(Val::I64(right)), Some(Val::I64(left))) = (stack.pop(), stack.pop())
+                    else {
+                        return Err(bad());
+                    };
+                    Val::I64(match op {
+                        ConstOp::I64Add => left.wrapping_add(right),
+                        ConstOp::I64Sub => left.wrapping_sub(right),
+                        _ => left.wrapping_mul(right),
+                    })
+                }
+            };
+            stack.push(value);
+        }
+        match (stack.pop(), stack.is_empty()) {
+            (Some(value), true) => Ok(value),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Writes active element segments, then active data segments, in order; a segment
+    /// that does not fit traps and the writes before it stay (the semantics of the current
+    /// spec, which the `wasm-v1` scripts of the testsuite also follow).
+    fn initialize_segments(&mut self, id: InstanceId) -> Result<(), InstantiationError> {
+        let state = &self.instances[id.0];
+        let code = state.module.clone();
+        let info = &code.info;
+        let mut pending = Vec::new();
+        for segment in &info.elements {
+            let ElementKind::Active { table, offset } = &segment.kind else {
+                continue;
+            };
+            let offset = self.segment_offset(state, offset)?;
+            let values = match &segment.items {
+                ElementItems::Functions(functions) => functions
+                    .iter()
+                    .map(|func| self.escaped_funcref_address(state, *func))
+                    .collect::<Result<Vec<_>, _>>()?,
+                ElementItems::Expressions(expressions) => expressions
+                    .iter()
+                    .map(|expr| self.evaluate(state, expr).map(|value| table_word(&value)))
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            let table = *state
+                .tables
+                .get(table.index())
+                .ok_or_else(|| unlinkable("unknown table"))?;
+            pending.push(Pending::Elements {
+                table,
+                offset,
+                values,
+            });
+        }
+        for segment in &info.data {
+            let DataKind::Active { memory, offset } = &segment.kind else {
+                continue;
+            };
+            let offset = self.segment_offset(state, offset)?;
+            let memory = *state
+                .memories
+                .get(memory.index())
+                .ok_or_else(|| unlinkable("unknown memory"))?;
+            pending.push(Pending::Data {
+                memory,
+                offset,
+                range: segment.bytes.clone(),
+            });
+        }
+        for segment in pending {
+            if !self.segment_fits(&segment) {
+                return Err(trap(match segment {
+                    Pending::Elements { .. } => Trap::TableOutOfBounds,
+                    Pending::Data { .. } => Trap::MemoryOutOfBounds,
+                }));
+            }
+            match segment {
+                Pending::Elements {
+                    table,
+                    offset,
+                    values,
+                } => {
+                    let table = &mut self.tables[table.0].table;
+                    for (position, value) in values.into_iter().enumerate() {
+                        table.set(offset as usize + position, value);
+                    }
+                }
+                Pending::Data {
+                    memory,
+                    offset,
+                    range,
+                } => {
+                    let bytes = &code.wasm[range];
+                    let base = self.memories[memory.0].memory.base();
+                    // Safety: `segment_fits` checked `offset + len <= byte_len`, inside the
+                    // committed read+write part of the memory; no reference into the
+                    // memory exists while the store is borrowed mutably.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            bytes.as_ptr(),
+                            base.as_ptr().add(offset as usize),
+                            bytes.len(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn segment_fits(&self, segment: &Pending) -> bool {
+        match segment {
+            Pending::Elements {
+                table,
+                offset,
+                values,
+            } => offset
+                .checked_add(values.len() as u64)
+                .is_some_and(|end| end <= self.tables[table.0].table.len() as u64),
+            Pending::Data {
+                memory,
+                offset,
+                range,
+            } => offset
+                .checked_add(range.len() as u64)
+                .is_some_and(|end| end <= self.memories[memory.0].memory.byte_len() as u64),
+        }
+    }
+
+    fn segment_offset(
+        &self,
+        state: &InstanceState,
+        expr: &ConstExpr,
+    ) -> Result<u64, InstantiationError> {
+        match self.evaluate(state, expr)? {
+            Val::I32(offset) => Ok(u64::from(offset.cast_unsigned())),
+            Val::I64(offset) => Ok(offset.cast_unsigned()),
+            _ => Err(InstantiationError::Unsupported(String::from(
+                "segment offset type",
+            ))),
+        }
+    }
+
+    fn escaped_funcref_address(
+        &self,
+        state: &InstanceState,
+        func: FuncIndex,
+    ) -> Result<usize, InstantiationError> {
+        let info = &state.module.info;
+        let offset = info
+            .func_ref_index(func)
+            .and_then(|slot| state.module.shape.vmctx_func_ref(slot))
+            .ok_or_else(|| {
+                InstantiationError::Unsupported(String::from("element function does not escape"))
+            })?;
+        Ok(state.field::<VMFuncRef>(offset) as usize)
+    }
+}
+
+/// The table word of a reference value.
+fn table_word(value: &Val) -> usize {
+    match value {
+        Val::FuncRef(reference) => reference.map_or(0, |r| r.0.as_ptr() as usize),
+        Val::ExternRef(reference) => reference.map_or(0, |value| value as usize + 1),
+        _ => 0,
+    }
+}

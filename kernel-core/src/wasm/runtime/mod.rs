@@ -1,0 +1,28 @@
+//! The WebAssembly runtime: modules compiled into executable memory, stores of instances,
+//! calls from the host into WebAssembly and back, and traps.
+//!
+//! Everything here reaches the machine through the HAL: code is published with
+//! [`crate::hal::VirtualMemory::publish_code`], linear memories are reservations with
+//! guard pages, and faults come back through [`trap_handler::handle_trap`], which the
+//! [`Engine`] installs.
+
+mod builtins;
+mod code;
+mod engine;
+mod host;
+mod instance;
+mod instantiate;
+mod memory;
+mod store;
+mod table;
+pub mod trap_handler;
+mod values;
+
+pub use code::{CodeInfo, FrameInfo};
+pub use engine::{Engine, EngineConfig, LoadError, Module, RuntimeHal};
+pub use host::HostCallback;
+pub use store::{
+    BacktraceFrame, CallError, Extern, Func, GlobalId, HostFuncId, InstanceId, InstantiationError,
+    MemoryId, Store, TableId,
+};
+pub use values::{FuncRef, Val};
