@@ -12,6 +12,8 @@ extern crate alloc;
 pub mod boot;
 pub mod console;
 pub mod hal;
+pub mod spec;
+pub mod spectest;
 pub mod wasm;
 
 /// The kernel's name and version, as printed in the boot banner.

@@ -4,16 +4,23 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use kernel_core::wasm::env::vmshape::HEADER_FIELDS;
-use kernel_core::wasm::env::{DESCRIBE_FEATURES, VMShape};
+use kernel_core::wasm::env::{DESCRIBE_FEATURES, VMShape, translate};
 
 use crate::exit::Status;
 use crate::module_file;
 
 /// Loads the module, computes its layout and prints it.
 pub fn run(path: &Path, json: bool) -> Status {
-    let module = match module_file::load(path, DESCRIBE_FEATURES) {
-        Ok(module) => module,
+    let bytes = match module_file::read(path) {
+        Ok(bytes) => bytes,
         Err(status) => return status,
+    };
+    let module = match translate(&bytes, DESCRIBE_FEATURES) {
+        Ok(module) => module,
+        Err(error) => {
+            eprintln!("error: {}: {error}", path.display());
+            return Status::for_module_error(&error);
+        }
     };
     let shape = match VMShape::for_module(&module) {
         Ok(shape) => shape,

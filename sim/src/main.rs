@@ -6,6 +6,8 @@ mod boot;
 mod exit;
 mod layout;
 mod module_file;
+mod run;
+mod wast;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a module: its start function, then `_start` or the `--invoke`d export.
+    Run {
+        /// The module file (`.wasm` or `.wat`).
+        file: PathBuf,
+        /// The export to call; its results are printed one per line.
+        #[arg(long)]
+        invoke: Option<String>,
+        /// Arguments of the call (integers in decimal or 0x hex, floats).
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run spec scripts (`.wast`) and print `N passed, M failed`.
+    Wast {
+        /// The scripts.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The WebAssembly version the scripts are written against.
+        #[arg(long, value_enum, default_value = "v2")]
+        spec: wast::SpecVersion,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +61,8 @@ fn main() -> ExitCode {
     let status = match cli.command {
         None => boot::run(),
         Some(Command::Layout { file, json }) => layout::run(&file, json),
+        Some(Command::Run { file, invoke, args }) => run::run(&file, invoke.as_deref(), &args),
+        Some(Command::Wast { files, spec }) => wast::run(&files, spec),
     };
     status.into()
 }
