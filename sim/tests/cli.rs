@@ -176,3 +176,63 @@ fn bad_inputs_get_distinct_statuses() {
 
     assert_eq!(sim(&["no-such-command"]).status.code(), Some(2));
 }
+
+const TRAPPING: &str = r#"(module $demo
+  (type $v (func))
+  (memory 1)
+  (table 1 funcref)
+  (func $fac (export "fac") (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func (export "half") (param f64) (result f64 f32) (f64.mul (local.get 0) (f64.const 0.5)) (f32.const 1.5))
+  (func (export "unreachable") (unreachable))
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+  (func (export "trunc") (param f32) (result i32) (i32.trunc_f32_u (local.get 0)))
+  (func (export "undefined") (call_indirect (type $v) (i32.const 5)))
+  (func (export "null") (call_indirect (type $v) (i32.const 0)))
+  (func $rec (export "recurse") (call $rec))
+)"#;
+
+#[test]
+fn run_prints_results_one_per_line() {
+    let module = fixture("run", "demo.wat", TRAPPING.as_bytes());
+    let module = module.to_str().unwrap();
+    let output = sim(&["run", module, "--invoke", "fac", "20"]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "2432902008176640000\n");
+    let output = sim(&["run", module, "--invoke", "half", "-3"]);
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "-1.5\n1.5\n");
+    // No --invoke and no _start: instantiating (running the start function) is the job.
+    assert!(sim(&["run", module]).status.success());
+    assert_eq!(sim(&["run", module, "--invoke", "nope"]).status.code(), Some(2));
+    assert_eq!(sim(&["run", module, "--invoke", "div", "1"]).status.code(), Some(2));
+    assert_eq!(sim(&["run", module, "--invoke", "div", "x", "1"]).status.code(), Some(2));
+}
+
+#[test]
+fn run_reports_every_trap_with_its_message_and_backtrace() {
+    let module = fixture("traps", "demo.wat", TRAPPING.as_bytes());
+    let module = module.to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (&["unreachable"], "unreachable"),
+        (&["load", "65536"], "out of bounds memory access"),
+        (&["div", "1", "0"], "integer divide by zero"),
+        (&["div", "-2147483648", "-1"], "integer overflow"),
+        (&["trunc", "-1"], "integer overflow"),
+        (&["trunc", "NaN"], "invalid conversion to integer"),
+        (&["undefined"], "undefined element"),
+        (&["null"], "uninitialized element"),
+        (&["recurse"], "call stack exhausted"),
+    ];
+    for (args, message) in cases {
+        let mut command = vec!["run", module, "--invoke"];
+        command.extend_from_slice(args);
+        let output = sim(&command);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.starts_with(&format!("trap: {message}\n")), "{args:?}: {stderr}");
+        assert!(stderr.contains("wasm backtrace:\n  0: demo!"), "{args:?}: {stderr}");
+    }
+}

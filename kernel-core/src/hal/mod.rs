@@ -2,9 +2,9 @@
 //!
 //! One trait per hardware capability. kernel-core is generic over these traits (static
 //! dispatch, `H: VirtualMemory + Console`, ...) and reaches the machine through nothing
-//! else: there is no `cfg(target_os)`, libc or assembly in kernel-core. Two crates implement
-//! them: `hal-hosted` (a Linux process: mmap, POSIX signals, threads) and `hal-riscv`
-//! (riscv64 supervisor mode under OpenSBI: page tables, `stvec`, SBI, harts).
+//! else: kernel-core has no operating-system conditionals, no libc and no assembly. Two
+//! crates implement them: `hal-hosted` (a Linux process: mmap, POSIX signals, threads) and
+//! `hal-riscv` (riscv64 supervisor mode under OpenSBI: page tables, `stvec`, SBI, harts).
 //!
 //! Each method documents the invariants an implementation must keep. Where a capability
 //! has an obvious Linux analogue it is named, so that a new port can start from the

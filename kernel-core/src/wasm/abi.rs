@@ -120,29 +120,183 @@ pub const HOST_FUNC_HOST_CALL: u32 = offset_of!(VMHostFuncContext, host_call) as
 
 /// Functions of the runtime that generated code calls, through the array of function
 /// pointers the VMContext header's `builtin_functions` points at (entry `id` at byte
-/// `8 * id`). Each uses the C convention and takes the caller's VMContext first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `8 * id`).
+///
+/// Each uses the platform's C convention and takes the caller's VMContext first. Every
+/// other integer crosses as a 64-bit value (indices, addresses, lengths, table elements),
+/// so no argument-extension rule of the C convention matters: riscv64's psABI, for one,
+/// wants 32-bit arguments sign-extended, which Cranelift would not do unasked. Generated
+/// code zero-extends its `i32` operands.
+///
+/// The bulk operations return a *status*: 0 when they did their work, non-zero when an
+/// access would be out of bounds, in which case nothing was written. Generated code traps
+/// with `trapnz` on the status (`out of bounds memory access` for the memory operations,
+/// `out of bounds table access` for the table ones). Builtins never panic and never touch
+/// memory outside the bounds they checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum Builtin {
-    /// `memory.grow`: `(vmctx, memory_index: u32, delta_pages: u64) -> u64`, the previous
-    /// size in pages or `u64::MAX` when the memory cannot grow.
+    /// `memory.grow`: [`MemoryGrowFn`], `(vmctx, memory_index, delta_pages) -> u64`, the
+    /// previous size in pages or `u64::MAX` when the memory cannot grow.
     MemoryGrow = 0,
+    /// `memory.copy`: [`MemoryCopyFn`],
+    /// `(vmctx, dst_memory, dst, src_memory, src, len) -> status`; the ranges may overlap.
+    MemoryCopy = 1,
+    /// `memory.fill`: [`MemoryFillFn`], `(vmctx, memory_index, dst, byte, len) -> status`;
+    /// only the low 8 bits of `byte` count.
+    MemoryFill = 2,
+    /// `memory.init`: [`MemoryInitFn`],
+    /// `(vmctx, memory_index, data_index, dst, src, len) -> status`; a dropped data
+    /// segment has length 0.
+    MemoryInit = 3,
+    /// `data.drop`: [`DataDropFn`], `(vmctx, data_index) -> ()`.
+    DataDrop = 4,
+    /// `table.grow`: [`TableGrowFn`], `(vmctx, table_index, init, delta) -> u64`, the
+    /// previous size in elements or `u64::MAX` when the table cannot grow.
+    TableGrow = 5,
+    /// `table.copy`: [`TableCopyFn`],
+    /// `(vmctx, dst_table, dst, src_table, src, len) -> status`; the ranges may overlap.
+    TableCopy = 6,
+    /// `table.fill`: [`TableFillFn`], `(vmctx, table_index, dst, value, len) -> status`.
+    TableFill = 7,
+    /// `table.init`: [`TableInitFn`],
+    /// `(vmctx, table_index, elem_index, dst, src, len) -> status`; a dropped element
+    /// segment has length 0.
+    TableInit = 8,
+    /// `elem.drop`: [`ElemDropFn`], `(vmctx, elem_index) -> ()`.
+    ElemDrop = 9,
 }
 
 impl Builtin {
     /// How many builtins there are: the length of the builtin array.
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 10;
+
+    /// Every builtin, in array order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::MemoryGrow,
+        Self::MemoryCopy,
+        Self::MemoryFill,
+        Self::MemoryInit,
+        Self::DataDrop,
+        Self::TableGrow,
+        Self::TableCopy,
+        Self::TableFill,
+        Self::TableInit,
+        Self::ElemDrop,
+    ];
 
     /// The byte offset of this builtin's pointer in the builtin array.
     #[must_use]
     pub const fn offset(self) -> u32 {
         self as u32 * 8
     }
+
+    /// How many 64-bit parameters the builtin takes after the VMContext.
+    #[must_use]
+    pub const fn params(self) -> usize {
+        match self {
+            Self::DataDrop | Self::ElemDrop => 1,
+            Self::MemoryGrow => 2,
+            Self::TableGrow => 3,
+            Self::MemoryFill | Self::TableFill => 4,
+            Self::MemoryCopy | Self::MemoryInit | Self::TableCopy | Self::TableInit => 5,
+        }
+    }
+
+    /// Whether the builtin returns a 64-bit value (a size or a status).
+    #[must_use]
+    pub const fn returns_value(self) -> bool {
+        !matches!(self, Self::DataDrop | Self::ElemDrop)
+    }
 }
+
+// `Builtin::ALL` lists every builtin at its own index, so the array can be filled from it.
+const _: () = {
+    let mut index = 0;
+    while index < Builtin::COUNT {
+        assert!(Builtin::ALL[index] as usize == index);
+        index += 1;
+    }
+};
 
 /// Signature of [`Builtin::MemoryGrow`].
 pub type MemoryGrowFn =
-    unsafe extern "C" fn(vmctx: *mut VMContext, memory_index: u32, delta_pages: u64) -> u64;
+    unsafe extern "C" fn(vmctx: *mut VMContext, memory_index: u64, delta_pages: u64) -> u64;
+
+/// Signature of [`Builtin::MemoryCopy`].
+pub type MemoryCopyFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    dst_memory: u64,
+    dst: u64,
+    src_memory: u64,
+    src: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::MemoryFill`].
+pub type MemoryFillFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    memory_index: u64,
+    dst: u64,
+    byte: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::MemoryInit`].
+pub type MemoryInitFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    memory_index: u64,
+    data_index: u64,
+    dst: u64,
+    src: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::DataDrop`].
+pub type DataDropFn = unsafe extern "C" fn(vmctx: *mut VMContext, data_index: u64);
+
+/// Signature of [`Builtin::TableGrow`]; `init` is a table element: a `*const VMFuncRef`
+/// for `funcref` tables, the host value plus one for `externref` tables, 0 for null.
+pub type TableGrowFn =
+    unsafe extern "C" fn(vmctx: *mut VMContext, table_index: u64, init: u64, delta: u64) -> u64;
+
+/// Signature of [`Builtin::TableCopy`].
+pub type TableCopyFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    dst_table: u64,
+    dst: u64,
+    src_table: u64,
+    src: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::TableFill`]; `value` is a table element.
+pub type TableFillFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    table_index: u64,
+    dst: u64,
+    value: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::TableInit`].
+pub type TableInitFn = unsafe extern "C" fn(
+    vmctx: *mut VMContext,
+    table_index: u64,
+    elem_index: u64,
+    dst: u64,
+    src: u64,
+    len: u64,
+) -> u64;
+
+/// Signature of [`Builtin::ElemDrop`].
+pub type ElemDropFn = unsafe extern "C" fn(vmctx: *mut VMContext, elem_index: u64);
+
+/// The status a bulk builtin returns when it did its work.
+pub const BUILTIN_OK: u64 = 0;
+
+/// The status a bulk builtin returns when an access would be out of bounds.
+pub const BUILTIN_OUT_OF_BOUNDS: u64 = 1;
 
 /// Signature of the entry trampoline.
 pub type EntryTrampoline = unsafe extern "C" fn(

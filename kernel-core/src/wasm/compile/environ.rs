@@ -27,6 +27,11 @@ use crate::wasm::vm::vmcontext::{
 /// The pointer type of every supported target.
 pub(super) const POINTER: ir::Type = types::I64;
 
+/// The IR type of a `v128` wherever it crosses an operator boundary: on the value stack,
+/// in locals, globals, block parameters, signatures and value slots. SIMD operators
+/// reinterpret it (a no-op `bitcast`) as the lane shape they work on.
+pub(super) const V128: ir::Type = types::I8X16;
+
 /// How generated code reaches a memory's [`VMMemoryDefinition`].
 #[derive(Debug, Clone, Copy)]
 pub(super) enum MemoryLocation {
@@ -164,13 +169,18 @@ impl<'a> ModuleEnvironment<'a> {
         wasm_signature(self.func_type(index)?)
     }
 
-    /// The C signature of [`Builtin::MemoryGrow`] ([`crate::wasm::abi::MemoryGrowFn`]).
-    pub fn memory_grow_signature(&self) -> Signature {
+    /// The C signature of `builtin`: the VMContext, then [`Builtin::params`] 64-bit
+    /// integers, returning one when [`Builtin::returns_value`] (the function types of
+    /// [`crate::wasm::abi`], such as [`crate::wasm::abi::MemoryCopyFn`]).
+    pub fn builtin_signature(&self, builtin: Builtin) -> Signature {
         let mut signature = Signature::new(self.isa.default_call_conv());
         signature.params.push(AbiParam::new(POINTER));
-        signature.params.push(AbiParam::new(types::I32));
-        signature.params.push(AbiParam::new(types::I64));
-        signature.returns.push(AbiParam::new(types::I64));
+        for _ in 0..builtin.params() {
+            signature.params.push(AbiParam::new(types::I64));
+        }
+        if builtin.returns_value() {
+            signature.returns.push(AbiParam::new(types::I64));
+        }
         signature
     }
 
@@ -279,7 +289,7 @@ pub(super) fn ir_type(ty: ValType) -> Result<ir::Type, CompileError> {
         ValType::F64 => Ok(types::F64),
         // References are pointers: a `*const VMFuncRef` for funcref, null as 0.
         ValType::Ref(RefType::Func | RefType::Extern) => Ok(POINTER),
-        ValType::V128 => Err(CompileError::Unsupported("the v128 type (SIMD)".into())),
+        ValType::V128 => Ok(V128),
         ValType::Ref(RefType::Exn) => Err(CompileError::Unsupported("exnref".into())),
     }
 }
@@ -291,7 +301,7 @@ pub(super) fn parser_ir_type(ty: wasmparser::ValType) -> Result<ir::Type, Compil
         wasmparser::ValType::I64 => Ok(types::I64),
         wasmparser::ValType::F32 => Ok(types::F32),
         wasmparser::ValType::F64 => Ok(types::F64),
-        wasmparser::ValType::V128 => Err(CompileError::Unsupported("the v128 type (SIMD)".into())),
+        wasmparser::ValType::V128 => Ok(V128),
         wasmparser::ValType::Ref(reference)
             if reference == wasmparser::RefType::FUNCREF
                 || reference == wasmparser::RefType::EXTERNREF =>

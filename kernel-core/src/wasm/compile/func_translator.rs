@@ -10,9 +10,10 @@
 //! Implemented: all of WebAssembly 1.0, plus sign-extension operators, non-trapping
 //! float-to-int conversions, multi-value block types, typed `select`, `funcref` /
 //! `externref` values (as pointers) in signatures, locals and globals, `ref.null`,
-//! `ref.is_null`, `ref.func`, and `table.get` / `table.set` / `table.size` (`funcref`
-//! tables). Not yet: SIMD, bulk memory, `table.grow` / `fill` / `copy` / `init`,
-//! `elem.drop`, tail calls, exceptions, threads, GC, 64-bit memories.
+//! `ref.is_null`, `ref.func`, `table.get` / `table.set` / `table.size`, and (in `bulk`,
+//! as builtin calls) bulk memory, `table.grow` / `fill` / `copy` / `init` and
+//! `elem.drop`, and (in `simd`) fixed-width SIMD. Not yet: relaxed SIMD, tail calls,
+//! exceptions, threads, GC, 64-bit memories.
 //!
 //! The value stack holds SSA values; locals are `cranelift_frontend` variables; control
 //! frames are in `control`. While the current position is unreachable (after `br`,
@@ -34,7 +35,7 @@ use super::control::ControlFrame;
 use super::environ::{
     ModuleEnvironment, POINTER, ir_type, mutable_flags, offset32, parser_ir_type,
 };
-use crate::wasm::abi::STORE_CONTEXT_STACK_LIMIT;
+use crate::wasm::abi::{Builtin, STORE_CONTEXT_STACK_LIMIT};
 use crate::wasm::env::VMShape;
 use crate::wasm::indices::{FuncIndex, TypeIndex};
 
@@ -131,8 +132,8 @@ pub(super) struct FuncTranslator<'env, 'b> {
     signatures: BTreeMap<TypeIndex, SigRef>,
     /// Functions imported for direct calls, by function index.
     functions: BTreeMap<FuncIndex, ir::FuncRef>,
-    /// The signature of `memory.grow`'s builtin, once imported.
-    memory_grow_signature: Option<SigRef>,
+    /// The signature of each builtin, once imported, by [`Builtin`] number.
+    builtin_signatures: [Option<SigRef>; Builtin::COUNT],
 }
 
 impl<'env, 'b> FuncTranslator<'env, 'b> {
@@ -166,7 +167,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             locals,
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),
-            memory_grow_signature: None,
+            builtin_signatures: [None; Builtin::COUNT],
         }
     }
 
@@ -185,6 +186,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
                     .builder
                     .ins()
                     .f64const(ir::immediates::Ieee64::with_bits(0)),
+                super::environ::V128 => self.v128_zero(),
                 _ => self.builder.ins().iconst(ty, 0),
             };
             for _ in 0..count {
@@ -206,7 +208,9 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             || self.translate_call(op)?
             || self.translate_memory(op)?
             || self.translate_numeric(op)?
-            || self.translate_reference(op)?;
+            || self.translate_reference(op)?
+            || self.translate_bulk(op)?
+            || self.translate_simd(op)?;
         if handled {
             Ok(())
         } else {
@@ -291,16 +295,15 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
         Ok(callee)
     }
 
-    /// The signature of [`crate::wasm::abi::Builtin::MemoryGrow`], imported into this
-    /// function.
-    pub fn memory_grow_signature(&mut self) -> SigRef {
-        if let Some(signature) = self.memory_grow_signature {
+    /// The C signature of `builtin`, imported into this function.
+    pub fn builtin_signature(&mut self, builtin: Builtin) -> SigRef {
+        if let Some(signature) = self.builtin_signatures[builtin as usize] {
             return signature;
         }
         let signature = self
             .builder
-            .import_signature(self.env.memory_grow_signature());
-        self.memory_grow_signature = Some(signature);
+            .import_signature(self.env.builtin_signature(builtin));
+        self.builtin_signatures[builtin as usize] = Some(signature);
         signature
     }
 }

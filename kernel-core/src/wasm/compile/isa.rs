@@ -5,12 +5,16 @@
 //! limit check and the guard page do that job), no unwind tables, implicit return areas for
 //! functions with many results, and the IR verifier in debug builds only.
 //!
-//! The ISA extensions are the ones that spare Cranelift every libcall for the scalar
-//! WebAssembly operators: on x86-64, SSE4.1 gives `roundss`/`roundsd` for `ceil`, `floor`,
-//! `trunc` and `nearest` (SSE3, SSSE3, SSE4.2 and POPCNT come along as the usual baseline);
-//! riscv64 is the G profile (M, A, F, D, Zicsr, Zifencei), on which Cranelift lowers all
-//! of them inline. The linker refuses any relocation it cannot resolve, so a lowering that
-//! still needed a libcall would surface as a [`CompileError::Link`], not as a bad call.
+//! The ISA extensions are the ones that spare Cranelift every libcall for the WebAssembly
+//! operators, SIMD included: on x86-64, SSE4.1 gives `roundss`/`roundsd`/`roundps`/`roundpd`
+//! for `ceil`, `floor`, `trunc` and `nearest` and the `pmovsx`/`pmovzx`/`pminsd`... family,
+//! SSSE3 `pshufb` (swizzles and shuffles), SSE4.2 `pcmpgtq` (`i64x2` comparisons), with SSE3
+//! and POPCNT as the usual baseline; no AVX, so the code runs on any x86-64 machine of the
+//! last fifteen years. riscv64 is the G profile (M, A, F, D, Zicsr, Zifencei) plus the V
+//! extension with vectors of at least 128 bits (`has_v`, `zvl128b`), which every `v128`
+//! operation needs (see `simd` for what that asks of the platform). The linker refuses any
+//! relocation it cannot resolve, so a lowering that still needed a libcall would surface as
+//! a [`CompileError::Link`], not as a bad call.
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
@@ -69,6 +73,8 @@ pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
                 "has_d",
                 "has_zicsr",
                 "has_zifencei",
+                "has_v",
+                "zvl128b",
             ],
         ),
     };
@@ -112,8 +118,29 @@ mod tests {
             .filter(|v| v.as_bool() == Some(true))
             .map(|v| v.name)
             .collect();
-        for needed in ["has_sse41", "has_sse42", "has_popcnt"] {
+        for needed in ["has_ssse3", "has_sse41", "has_sse42", "has_popcnt"] {
             assert!(names.contains(&needed), "{needed} missing from {names:?}");
         }
+        // The safe baseline: SIMD is lowered without AVX.
+        assert!(!names.contains(&"has_avx"), "{names:?}");
+    }
+
+    #[test]
+    fn riscv64_has_128_bit_vectors() {
+        let target = target_isa(Isa::Riscv64).expect("target");
+        let enabled: alloc::vec::Vec<_> = target
+            .isa_flags()
+            .into_iter()
+            .filter(|v| v.as_bool() == Some(true))
+            .map(|v| v.name)
+            .collect();
+        for needed in ["has_v", "has_zvl128b"] {
+            assert!(
+                enabled.contains(&needed),
+                "{needed} missing from {enabled:?}"
+            );
+        }
+        // Nothing wider: the kernel must run on any V implementation.
+        assert!(!enabled.contains(&"has_zvl256b"));
     }
 }

@@ -14,12 +14,10 @@ use wasmparser::{MemArg, MemArgTarget, Operator};
 
 use super::CompileError;
 use super::environ::{
-    MEMORY_BASE, MEMORY_LENGTH, MemoryLocation, POINTER, builtin_offset, heap_flags, mutable_flags,
-    offset32, readonly_flags,
+    MEMORY_BASE, MEMORY_LENGTH, MemoryLocation, POINTER, heap_flags, mutable_flags, readonly_flags,
 };
 use super::func_translator::FuncTranslator;
 use crate::wasm::abi::{Builtin, WASM_PAGE_SIZE};
-use crate::wasm::env::VMShape;
 
 /// How a load extends what it reads.
 #[derive(Clone, Copy)]
@@ -100,8 +98,9 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// `(address, immediate offset)` of an access: memory base plus the zero-extended
-    /// 32-bit address, plus the static offset.
-    fn heap_address(
+    /// 32-bit address, plus the static offset. (`pub(super)` for the SIMD loads and
+    /// stores in `simd`.)
+    pub(super) fn heap_address(
         &mut self,
         memarg: &MemArg,
         address: Value,
@@ -183,26 +182,11 @@ impl FuncTranslator<'_, '_> {
     /// the result's low 32 bits are the old size in pages, or -1 for `u64::MAX`.
     fn memory_grow(&mut self, index: u32, delta: Value) -> Result<Value, CompileError> {
         self.env.memory(index)?;
-        let signature = self.memory_grow_signature();
-        let builtins = self.builder.ins().load(
-            POINTER,
-            readonly_flags(),
-            self.vmctx,
-            offset32(VMShape::BUILTIN_FUNCTIONS)?,
-        );
-        let function = self.builder.ins().load(
-            POINTER,
-            readonly_flags(),
-            builtins,
-            builtin_offset(Builtin::MemoryGrow),
-        );
-        let index = self.builder.ins().iconst(types::I32, i64::from(index));
+        let index = self.builder.ins().iconst(types::I64, i64::from(index));
         let delta = self.builder.ins().uextend(types::I64, delta);
-        let call =
-            self.builder
-                .ins()
-                .call_indirect(signature, function, &[self.vmctx, index, delta]);
-        let previous = self.builder.inst_results(call)[0];
+        let previous = self
+            .call_builtin(Builtin::MemoryGrow, &[index, delta])?
+            .ok_or_else(|| CompileError::invalid("memory.grow's builtin returned nothing"))?;
         // A 32-bit memory has at most 65536 pages, so the low 32 bits are the old size,
         // and `u64::MAX` (failure) becomes -1.
         Ok(self.builder.ins().ireduce(types::I32, previous))

@@ -10,10 +10,12 @@
 //! Supported: all of WebAssembly 1.0; from 2.0 the sign-extension operators, non-trapping
 //! float-to-int conversions, multi-value blocks and functions, typed `select`, `funcref` /
 //! `externref` values, `ref.null`, `ref.is_null`, `ref.func`, `table.get`, `table.set` and
-//! `table.size`; multiple memories and tables. Anything else (SIMD and `v128`, bulk memory,
-//! `table.grow`/`fill`/`copy`/`init`, `elem.drop`, tail calls, exceptions, atomics, GC,
-//! 64-bit memories and tables, custom page sizes) is a [`CompileError::Unsupported`] naming
-//! the operator or feature.
+//! `table.size`; bulk memory (`memory.copy`/`fill`/`init`, `data.drop`) and the table
+//! operations `table.grow`/`fill`/`copy`/`init` and `elem.drop`, as calls to builtins;
+//! fixed-width SIMD (`v128` and all its operators); multiple memories and tables.
+//! Anything else (relaxed SIMD, tail calls, exceptions, atomics, GC, 64-bit memories and
+//! tables, custom page sizes) is a [`CompileError::Unsupported`] naming the operator or
+//! feature.
 //!
 //! The compiler reads only [`crate::wasm::env`] (module information, VMContext layout),
 //! [`crate::wasm::vm`] (field offsets of the JIT-visible structures) and
@@ -33,9 +35,12 @@
 //! | `memory` | loads, stores, `memory.size`, `memory.grow` |
 //! | `calls` | `call`, `call_indirect` |
 //! | `references` | `ref.*`, `table.get`, `table.set`, `table.size` |
+//! | `bulk` | bulk memory and table operations, calls to the runtime's builtins |
+//! | `simd` | the fixed-width SIMD operators on `v128` |
 //! | `trampolines` | array shims, wasm-to-host trampolines, the entry trampoline |
 //! | `link` | laying the blob out and patching calls |
 
+mod bulk;
 mod calls;
 mod control;
 mod environ;
@@ -45,6 +50,7 @@ mod link;
 mod memory;
 mod numeric;
 mod references;
+mod simd;
 mod trampolines;
 mod traps;
 mod variables;

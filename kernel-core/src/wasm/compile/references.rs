@@ -7,8 +7,8 @@
 //! `VMTableDefinition::base`; `table.get` and `table.set` trap with
 //! `out of bounds table access` at or past the end. `externref` tables hold the runtime's
 //! pointer-sized encoding of external references, also 0 for null, which generated code
-//! only moves around. `table.grow`, `table.fill`, `table.copy`, `table.init` and `elem.drop` need builtins and
-//! are not implemented yet.
+//! only moves around. `table.grow`, `table.fill`, `table.copy`, `table.init` and
+//! `elem.drop` call builtins (`bulk`).
 
 use core::mem::size_of;
 
@@ -100,7 +100,7 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// Refuses element access to tables whose elements are not pointer-sized references.
-    fn reference_table(&self, table: u32) -> Result<(), CompileError> {
+    pub(super) fn reference_table(&self, table: u32) -> Result<(), CompileError> {
         let element = self
             .env
             .module

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use super::engine::ModuleCode;
-use super::store::{Func, MemoryId, TableId};
+use super::store::{Func, InstanceId, MemoryId, TableId};
 use crate::wasm::vm::vmcontext::{VMContext, VMGlobalDefinition};
 
 /// Bytes before the VMContext in its allocation, holding the pointer to the
@@ -34,12 +34,23 @@ pub(crate) struct InstanceState {
     pub(crate) imported_funcs: Vec<Func>,
     /// Engine-wide type ids by module type index; the header's `type_ids` points here.
     pub(crate) type_ids: Box<[u32]>,
+    /// This instance's position in its store, so builtins can reach it through the store.
+    pub(crate) id: InstanceId,
+    /// The references of every element segment, by element index, evaluated at
+    /// instantiation as table words. A dropped segment is empty: `elem.drop` drops one,
+    /// and instantiation drops every active and declared segment once it is done.
+    pub(crate) elements: Vec<Box<[usize]>>,
+    /// Which data segments are dropped, by data index: `data.drop` drops one, and
+    /// instantiation drops every active segment once it is done. A dropped segment reads
+    /// as empty; the bytes of the others stay in the module binary.
+    pub(crate) dropped_data: Vec<bool>,
 }
 
 impl InstanceState {
-    /// Allocates a zeroed VMContext for `module`; the caller fills it and calls
+    /// Allocates a zeroed VMContext for `module`, instance `id` of the store `store`
+    /// points at; the caller fills it and calls
     /// [`InstanceState::link_back`] once the state is boxed.
-    pub(crate) fn new(module: Arc<ModuleCode>, store: *mut ()) -> Self {
+    pub(crate) fn new(module: Arc<ModuleCode>, store: *mut (), id: InstanceId) -> Self {
         let bytes = STATE_POINTER_SPACE + module.shape.size() as usize;
         let allocation = vec![0u128; bytes.div_ceil(16)].into_boxed_slice();
         Self {
@@ -51,6 +62,9 @@ impl InstanceState {
             globals: Vec::new(),
             imported_funcs: Vec::new(),
             type_ids: Box::new([]),
+            id,
+            elements: Vec::new(),
+            dropped_data: Vec::new(),
         }
     }
 

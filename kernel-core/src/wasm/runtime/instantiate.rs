@@ -4,6 +4,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
@@ -47,20 +48,6 @@ fn index_u32(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
-/// A segment ready to be written: where, and the values or bytes.
-enum Pending {
-    Elements {
-        table: super::store::TableId,
-        offset: u64,
-        values: Vec<usize>,
-    },
-    Data {
-        memory: super::store::MemoryId,
-        offset: u64,
-        range: core::ops::Range<usize>,
-    },
-}
-
 impl<'e, H: RuntimeHal> StoreInner<'e, H> {
     pub(crate) fn instantiate(
         &mut self,
@@ -82,7 +69,8 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             )));
         }
         let store_pointer = core::ptr::from_mut(self).cast::<()>();
-        let mut state = Box::new(InstanceState::new(module.inner.clone(), store_pointer));
+        let id = InstanceId(self.instances.len());
+        let mut state = Box::new(InstanceState::new(module.inner.clone(), store_pointer, id));
         state.link_back();
         state.type_ids = info.types.iter().map(|ty| self.intern_type(ty)).collect();
 
@@ -102,8 +90,8 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         {
             self.code.push(code.code.clone());
         }
+        self.evaluate_segments(&mut state)?;
         self.instances.push(state);
-        let id = InstanceId(self.instances.len() - 1);
         self.initialize_segments(id)?;
         if let Some(start) = info.start {
             let funcref = self.funcref_of(id, start);
@@ -433,112 +421,68 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         }
     }
 
-    /// Writes active element segments, then active data segments, in order; a segment
-    /// that does not fit traps and the writes before it stay (the semantics of the current
-    /// spec, which the `wasm-v1` scripts of the testsuite also follow).
-    fn initialize_segments(&mut self, id: InstanceId) -> Result<(), InstantiationError> {
-        let state = &self.instances[id.0];
+    /// Evaluates every element segment's references into the instance's `elements` and
+    /// marks every data segment present, before any segment is used.
+    fn evaluate_segments(&self, state: &mut InstanceState) -> Result<(), InstantiationError> {
         let code = state.module.clone();
-        let info = &code.info;
-        let mut pending = Vec::new();
-        for segment in &info.elements {
-            let ElementKind::Active { table, offset } = &segment.kind else {
-                continue;
-            };
-            let offset = self.segment_offset(state, offset)?;
+        let mut elements = Vec::with_capacity(code.info.elements.len());
+        for segment in &code.info.elements {
             let values = match &segment.items {
                 ElementItems::Functions(functions) => functions
                     .iter()
                     .map(|func| self.escaped_funcref_address(state, *func))
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Box<[_]>, _>>()?,
                 ElementItems::Expressions(expressions) => expressions
                     .iter()
                     .map(|expr| self.evaluate(state, expr).map(|value| table_word(&value)))
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Box<[_]>, _>>()?,
             };
-            let table = *state
-                .tables
-                .get(table.index())
-                .ok_or_else(|| unlinkable("unknown table"))?;
-            pending.push(Pending::Elements {
-                table,
-                offset,
-                values,
-            });
+            elements.push(values);
         }
-        for segment in &info.data {
-            let DataKind::Active { memory, offset } = &segment.kind else {
-                continue;
-            };
-            let offset = self.segment_offset(state, offset)?;
-            let memory = *state
-                .memories
-                .get(memory.index())
-                .ok_or_else(|| unlinkable("unknown memory"))?;
-            pending.push(Pending::Data {
-                memory,
-                offset,
-                range: segment.bytes.clone(),
-            });
-        }
-        for segment in pending {
-            if !self.segment_fits(&segment) {
-                return Err(trap(match segment {
-                    Pending::Elements { .. } => Trap::TableOutOfBounds,
-                    Pending::Data { .. } => Trap::MemoryOutOfBounds,
-                }));
-            }
-            match segment {
-                Pending::Elements {
-                    table,
-                    offset,
-                    values,
-                } => {
-                    let table = &mut self.tables[table.0].table;
-                    for (position, value) in values.into_iter().enumerate() {
-                        table.set(offset as usize + position, value);
-                    }
-                }
-                Pending::Data {
-                    memory,
-                    offset,
-                    range,
-                } => {
-                    let bytes = &code.wasm[range];
-                    let base = self.memories[memory.0].memory.base();
-                    // Safety: `segment_fits` checked `offset + len <= byte_len`, inside the
-                    // committed read+write part of the memory; no reference into the
-                    // memory exists while the store is borrowed mutably.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            bytes.as_ptr(),
-                            base.as_ptr().add(offset as usize),
-                            bytes.len(),
-                        );
-                    }
-                }
-            }
-        }
+        state.elements = elements;
+        state.dropped_data = vec![false; code.info.data.len()];
         Ok(())
     }
 
-    fn segment_fits(&self, segment: &Pending) -> bool {
-        match segment {
-            Pending::Elements {
-                table,
-                offset,
-                values,
-            } => offset
-                .checked_add(values.len() as u64)
-                .is_some_and(|end| end <= self.tables[table.0].table.len() as u64),
-            Pending::Data {
-                memory,
-                offset,
-                range,
-            } => offset
-                .checked_add(range.len() as u64)
-                .is_some_and(|end| end <= self.memories[memory.0].memory.byte_len() as u64),
+    /// Initialises the tables and memories from the segments, as the spec does: for each
+    /// element segment in order, an active one is `table.init` then `elem.drop`, a
+    /// declared one is dropped; then for each data segment in order, an active one is
+    /// `memory.init` then `data.drop`. A segment that does not fit traps and the writes
+    /// before it stay (the semantics of the current spec, which the `wasm-v1` scripts of
+    /// the testsuite also follow).
+    fn initialize_segments(&mut self, id: InstanceId) -> Result<(), InstantiationError> {
+        let code = self.instances[id.0].module.clone();
+        let info = &code.info;
+        // Segment indices and lengths are below 2^32: they fit a u64 on every target.
+        for (index, segment) in info.elements.iter().enumerate() {
+            let len = self.instances[id.0]
+                .elements
+                .get(index)
+                .map_or(0, |values| values.len() as u64);
+            let index = index as u64;
+            match &segment.kind {
+                ElementKind::Active { table, offset } => {
+                    let offset = self.segment_offset(&self.instances[id.0], offset)?;
+                    self.table_init(id, u64::from(table.as_u32()), index, offset, 0, len)
+                        .map_err(trap)?;
+                    self.elem_drop(id, index);
+                }
+                ElementKind::Declared => self.elem_drop(id, index),
+                ElementKind::Passive => {}
+            }
         }
+        for (index, segment) in info.data.iter().enumerate() {
+            let DataKind::Active { memory, offset } = &segment.kind else {
+                continue;
+            };
+            let index = index as u64;
+            let offset = self.segment_offset(&self.instances[id.0], offset)?;
+            let len = segment.bytes.len() as u64;
+            self.memory_init(id, u64::from(memory.as_u32()), index, offset, 0, len)
+                .map_err(trap)?;
+            self.data_drop(id, index);
+        }
+        Ok(())
     }
 
     fn segment_offset(

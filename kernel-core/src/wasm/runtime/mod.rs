@@ -7,6 +7,7 @@
 //! [`Engine`] installs.
 
 mod builtins;
+mod bulk;
 mod code;
 mod engine;
 mod host;
