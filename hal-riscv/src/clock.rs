@@ -49,6 +49,17 @@ impl Timebase {
         }
     }
 
+    /// The first counter value at or after `ns` nanoseconds (rounded up), saturating at
+    /// `u64::MAX`.
+    pub const fn ns_to_ticks(&self, ns: u64) -> u64 {
+        let ticks = (ns as u128 * self.hz as u128).div_ceil(NANOS_PER_SECOND);
+        if ticks > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            ticks as u64
+        }
+    }
+
     /// The counter now, in nanoseconds.
     pub fn now_ns(&self) -> u64 {
         self.ticks_to_ns(read_ticks())

@@ -1,6 +1,10 @@
 //! Harts as kernel-core CPUs: which CPU runs, starting harts through SBI HSM, waking them
 //! with IPIs.
 //!
+//! A started hart turns on the kernel's page tables (`memory::KERNEL_SATP`) in its first
+//! instructions, then installs the trap vector on the trap stack prepared for it before
+//! it runs its entry function. At most [`MAX_CPUS`] harts are used.
+//!
 //! CPU numbers are dense: CPU 0 is the boot hart (the one OpenSBI entered the kernel on),
 //! CPUs 1.. are the other harts of the device tree, in its order. Every hart holds its CPU
 //! number in `tp` from its first instructions on (the entry code of the kernel binary sets
@@ -8,17 +12,31 @@
 //! [`current_cpu_index`] needs no memory access. Rust code never writes `tp`: LLVM reserves
 //! it as the thread pointer, and this kernel has no thread-local variables.
 
-use alloc::alloc::{Layout, alloc, dealloc};
 use alloc::vec::Vec;
 use core::arch::{asm, naked_asm};
 use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicBool, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
 use kernel_core::hal::{CpuError, CpuId};
 
-use crate::sbi;
+use crate::memory::KERNEL_SATP;
+use crate::stack::Stack;
+use crate::{sbi, trap};
 
-/// The size of the stack each started hart gets (the boot hart's is set by the binary).
+/// The most CPUs the kernel uses (harts past that are left stopped).
+pub const MAX_CPUS: usize = 64;
+
+/// How many harts have been started besides the boot hart.
+static STARTED_SECONDARIES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any hart besides the boot hart has been started: then TLB and instruction
+/// cache maintenance must reach the other harts too.
+pub fn other_harts_running() -> bool {
+    STARTED_SECONDARIES.load(Ordering::Acquire) > 0
+}
+
+/// The size of the stack each started hart gets (the boot hart's is set by the binary),
+/// above a guard page.
 pub const STACK_SIZE: usize = 64 * 1024;
 
 /// The stack alignment of the RISC-V calling convention.
@@ -27,6 +45,11 @@ const STACK_ALIGN: usize = 16;
 /// `sstatus.FS = Initial`: enables the floating-point registers, which code compiled for
 /// `riscv64gc` may use.
 pub const SSTATUS_FS_INITIAL: usize = 1 << 13;
+
+/// The `sstatus` bits every hart sets in its first instructions: the floating-point unit.
+/// The vector unit is turned on later, once the device tree said the harts have one
+/// ([`crate::arch::enable_vector_unit`]).
+pub const SSTATUS_UNITS_ON: usize = SSTATUS_FS_INITIAL;
 
 /// The CPU number of the running hart, from `tp`.
 pub fn current_cpu_index() -> usize {
@@ -61,26 +84,38 @@ const _: () = assert!(RECORD_SLOT < STACK_SIZE);
 
 /// Where a hart started by [`HartTable::start`] begins, in S-mode with paging and
 /// interrupts off, its hart id in `a0` and its [`StartRecord`] in `a1` (SBI HSM
-/// `hart_start`). Sets the stack pointer below the record, `tp` to the CPU number, enables
-/// the floating-point unit and calls [`secondary_main`] with the record.
+/// `hart_start`). Turns on the kernel's page tables, sets the stack pointer below the
+/// record, `tp` to the CPU number, enables the floating-point unit and calls
+/// [`secondary_main`] with the record.
 ///
 /// # Safety
 /// Only for SBI `hart_start` as done by [`HartTable::start`]: `a1` must point at a
-/// [`StartRecord`] at the top of an otherwise unused stack block, 16-byte aligned.
+/// [`StartRecord`] at the top of an otherwise unused stack block, 16-byte aligned, mapped
+/// by the kernel's page tables; this code and `KERNEL_SATP` are identity-mapped, so
+/// execution continues at the same addresses once translation is on.
 #[unsafe(naked)]
 unsafe extern "C" fn secondary_entry(hart_id: usize, record: *const StartRecord) -> ! {
     naked_asm!(
+        "la t0, {satp}",
+        "ld t0, 0(t0)",
+        "csrw satp, t0",
+        "sfence.vma",
         "mv sp, a1",
         "ld tp, {cpu_offset}(a1)",
-        "li t0, {fs_initial}",
+        "li t0, {units_on}",
         "csrs sstatus, t0",
+        // Round to nearest, ties to even, flags clear (`fcsr` = 0): JIT code relies on the
+        // rounding mode (`kernel_core::wasm::compile`). The vector unit, when the hart has
+        // one, is turned on later (`arch::enable_vector_unit`).
+        "csrw fcsr, zero",
         "mv a0, a1",
         "call {main}",
         // `secondary_main` never returns.
         "unimp",
         cpu_offset = const offset_of!(StartRecord, cpu),
-        fs_initial = const SSTATUS_FS_INITIAL,
+        units_on = const SSTATUS_UNITS_ON,
         main = sym secondary_main,
+        satp = sym KERNEL_SATP,
     )
 }
 
@@ -92,6 +127,13 @@ unsafe extern "C" fn secondary_main(record: *const StartRecord) -> ! {
     // Safety: `HartTable::start` wrote the record before `hart_start` (fenced) and never
     // writes or frees it after the call succeeded; the block it lives in is leaked.
     let record = unsafe { record.read() };
+    // Safety: `HartTable::start` prepared this CPU's trap stack before starting the hart,
+    // and this is the hart of CPU `record.cpu`.
+    unsafe { trap::enter_cpu(record.cpu) };
+    if crate::arch::vector_unit_present() {
+        // Safety: the device tree said the harts have the V extension.
+        unsafe { crate::arch::enable_vector_unit() };
+    }
     let cpu = CpuId(u32::try_from(record.cpu).expect("CPU numbers fit in u32 (HartTable::start)"));
     (record.entry)(cpu, record.arg)
 }
@@ -107,12 +149,12 @@ pub struct HartTable {
 
 impl HartTable {
     /// The table of the boot hart `boot_hart` and the harts `hart_ids` (the boot hart may
-    /// or may not be among them; duplicates are dropped).
+    /// or may not be among them; duplicates are dropped), at most [`MAX_CPUS`] of them.
     pub fn new(boot_hart: usize, hart_ids: &[usize]) -> Self {
         let mut ids = Vec::with_capacity(hart_ids.len() + 1);
         ids.push(boot_hart);
         for &id in hart_ids {
-            if !ids.contains(&id) {
+            if !ids.contains(&id) && ids.len() < MAX_CPUS {
                 ids.push(id);
             }
         }
@@ -135,7 +177,8 @@ impl HartTable {
         self.hart_ids.get(usize::try_from(cpu.0).ok()?).copied()
     }
 
-    /// Starts `cpu` on a fresh stack of [`STACK_SIZE`] bytes, running `entry(cpu, arg)`.
+    /// Starts `cpu` on a fresh stack of [`STACK_SIZE`] bytes (backed up front, with a guard
+    /// page below), running `entry(cpu, arg)`.
     ///
     /// # Errors
     /// [`CpuError::NoSuchCpu`]; [`CpuError::AlreadyStarted`] for the boot CPU and for a CPU
@@ -152,19 +195,19 @@ impl HartTable {
         if self.started[index].swap(true, Ordering::AcqRel) {
             return Err(CpuError::AlreadyStarted);
         }
-        let layout = Layout::from_size_align(STACK_SIZE, STACK_ALIGN)
-            .expect("STACK_SIZE and STACK_ALIGN make a valid layout");
-        // Safety: the layout has a non-zero size.
-        let block = unsafe { alloc(layout) };
-        if block.is_null() {
+        if trap::prepare_cpu(index).is_err() {
             self.started[index].store(false, Ordering::Release);
             return Err(CpuError::Platform(sbi::ERR_FAILED));
         }
-        // Safety: `STACK_SIZE - RECORD_SLOT` is inside the block (checked at compile time),
-        // 16-byte aligned, and leaves `RECORD_SLOT >= size_of::<StartRecord>()` bytes.
-        let record = unsafe { block.add(STACK_SIZE - RECORD_SLOT) }.cast::<StartRecord>();
-        // Safety: `record` is aligned (16 divides its offset and the block's alignment) and
-        // points at fresh memory of this block that nothing else uses.
+        let Ok(stack) = Stack::new_backed(STACK_SIZE) else {
+            self.started[index].store(false, Ordering::Release);
+            return Err(CpuError::Platform(sbi::ERR_FAILED));
+        };
+        // The top of the stack is 16-byte aligned and `RECORD_SLOT` bytes below it hold the
+        // record (checked at compile time to fit in the stack).
+        let record = (stack.top() - RECORD_SLOT) as *mut StartRecord;
+        // Safety: `record` is aligned (16 divides the slot size and the top) and points at
+        // backed, writable memory of the new stack, which nothing else uses.
         unsafe {
             record.write(StartRecord {
                 cpu: index,
@@ -176,13 +219,17 @@ impl HartTable {
         fence(Ordering::SeqCst);
         let start_address = secondary_entry as *const () as usize;
         // Safety: `secondary_entry` is sound to start a hart at with `a1` = the address of
-        // a `StartRecord` at the top of an unused, 16-byte aligned stack block; the block
-        // is never freed once the hart started (it becomes that hart's stack).
+        // a `StartRecord` at the top of an unused, 16-byte aligned, mapped stack; the stack
+        // is never released once the hart started (it becomes that hart's stack).
         match unsafe { sbi::hart_start(hart_id, start_address, record as usize) } {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                core::mem::forget(stack);
+                STARTED_SECONDARIES.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
             Err(code) => {
-                // Safety: the hart did not start, so nothing uses the block.
-                unsafe { dealloc(block, layout) };
+                // The hart did not start: nothing uses the stack, which is released.
+                drop(stack);
                 if code == sbi::ERR_ALREADY_AVAILABLE {
                     Err(CpuError::AlreadyStarted)
                 } else {

@@ -25,11 +25,19 @@ pub struct MachineDescription {
     pub timebase_hz: u64,
     /// The hart ids of the enabled `/cpus/cpu@N` nodes, in tree order.
     pub hart_ids: Vec<usize>,
+    /// Whether every enabled hart has the V extension (`v` among the single-letter
+    /// extensions of its `riscv,isa`).
+    pub vector: bool,
     /// RAM: the `reg` ranges of the `device_type = "memory"` nodes.
     pub memory: Vec<Range>,
-    /// Memory the kernel must leave alone: `/memreserve/` entries, `/reserved-memory`
-    /// children (OpenSBI's own region) and the device tree blob itself.
-    pub reserved: Vec<Range>,
+    /// Memory the firmware keeps for itself: `/memreserve/` entries and `/reserved-memory`
+    /// children (OpenSBI's own region). The kernel neither uses nor maps it.
+    pub firmware: Vec<Range>,
+    /// The device tree blob itself.
+    pub device_tree: Range,
+    /// The initial RAM disk the boot loader placed (`/chosen/linux,initrd-start` and
+    /// `linux,initrd-end`), if any: `sim qemu`'s boot bundle.
+    pub initrd: Option<Range>,
     /// `/chosen/bootargs`, empty when absent.
     pub command_line: &'static str,
 }
@@ -56,6 +64,15 @@ fn is_enabled(node: FdtNode<'_, '_>) -> bool {
     }
 }
 
+/// Whether a `riscv,isa` string (`rv64imafdcvh_zicsr_...`) names the V extension among its
+/// single-letter extensions.
+fn has_vector_extension(isa: &str) -> bool {
+    let base = isa.split('_').next().unwrap_or("");
+    base.strip_prefix("rv64")
+        .or_else(|| base.strip_prefix("rv32"))
+        .is_some_and(|letters| letters.contains('v'))
+}
+
 impl MachineDescription {
     /// Reads the device tree blob at `device_tree`.
     ///
@@ -65,7 +82,7 @@ impl MachineDescription {
     /// # Safety
     /// `device_tree` must be null or point at readable memory holding a device tree blob,
     /// left unchanged for the rest of the kernel's life (it is borrowed for `'static`:
-    /// [`MachineDescription::reserved`] lists it so that nobody reuses it).
+    /// [`MachineDescription::device_tree`] says where it is, so that nobody reuses it).
     pub unsafe fn parse(device_tree: *const u8) -> Result<Self, FdtError> {
         // Safety: the caller's contract: the blob is readable, and unchanged for 'static.
         let fdt: Fdt<'static> = unsafe { Fdt::from_ptr(device_tree) }?;
@@ -82,12 +99,20 @@ impl MachineDescription {
             None => None,
         };
         let cpus = fdt.find_node("/cpus");
-        let hart_ids = cpus
-            .into_iter()
-            .flat_map(FdtNode::children)
-            .filter(|node| node.name.split('@').next() == Some("cpu") && is_enabled(*node))
+        let hart_nodes = || {
+            cpus.into_iter()
+                .flat_map(FdtNode::children)
+                .filter(|node| node.name.split('@').next() == Some("cpu") && is_enabled(*node))
+        };
+        let hart_ids: Vec<usize> = hart_nodes()
             .filter_map(|node| number(node, "reg"))
             .collect();
+        let vector = !hart_ids.is_empty()
+            && hart_nodes().all(|node| {
+                node.property("riscv,isa")
+                    .and_then(|isa| isa.as_str())
+                    .is_some_and(has_vector_extension)
+            });
         // The property sits in /cpus on `virt`; the specification also allows each cpu node.
         let timebase_hz = cpus
             .and_then(|node| number(node, "timebase-frequency"))
@@ -107,11 +132,11 @@ impl MachineDescription {
                 Range::from_base_size(region.starting_address as usize, region.size.unwrap_or(0))
             })
             .collect();
-        let mut reserved: Vec<Range> = fdt
+        let mut firmware: Vec<Range> = fdt
             .memory_reservations()
             .map(|entry| Range::from_base_size(entry.address() as usize, entry.size()))
             .collect();
-        reserved.extend(
+        firmware.extend(
             fdt.find_node("/reserved-memory")
                 .into_iter()
                 .flat_map(FdtNode::children)
@@ -124,23 +149,27 @@ impl MachineDescription {
                     )
                 }),
         );
-        reserved.push(Range::from_base_size(
-            device_tree as usize,
-            fdt.total_size(),
-        ));
-        let command_line = fdt
-            .find_node("/chosen")
+        let chosen = fdt.find_node("/chosen");
+        let command_line = chosen
             .and_then(|chosen| chosen.property("bootargs"))
             .and_then(|bootargs| bootargs.as_str())
             .unwrap_or("");
+        let initrd = chosen.and_then(|chosen| {
+            let start = number(chosen, "linux,initrd-start")?;
+            let end = number(chosen, "linux,initrd-end")?;
+            (start < end).then(|| Range::new(start, end))
+        });
         Ok(Self {
             uart_base,
             uart_reg_shift,
             test_device_base,
             timebase_hz,
             hart_ids,
+            vector,
             memory,
-            reserved,
+            firmware,
+            device_tree: Range::from_base_size(device_tree as usize, fdt.total_size()),
+            initrd,
             command_line,
         })
     }

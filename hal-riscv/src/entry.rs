@@ -10,18 +10,26 @@
 use core::arch::naked_asm;
 use core::sync::atomic::AtomicU32;
 
-use hal_riscv::cpus::SSTATUS_FS_INITIAL;
+use hal_riscv::cpus::SSTATUS_UNITS_ON;
+use hal_riscv::memory_map::{PAGE_SIZE, Range};
 
-/// The size of the boot hart's stack.
+/// The size of the boot hart's stack, above its guard page.
 const BOOT_STACK_SIZE: usize = 64 * 1024;
 
-/// The boot hart's stack.
-#[repr(C, align(16))]
-struct BootStack([u8; BOOT_STACK_SIZE]);
+/// The boot hart's stack: a guard page (left unmapped once paging is on, so that an
+/// overflow faults) and the stack above it.
+#[repr(C, align(4096))]
+struct BootStack([u8; PAGE_SIZE + BOOT_STACK_SIZE]);
 
 /// The boot hart's stack, in `.bss`. Only the entry code refers to it (as the stack
-/// pointer's initial value); no Rust code accesses it.
-static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
+/// pointer's initial value) and [`boot_stack_guard`] (its address); no Rust code accesses
+/// its contents.
+static mut BOOT_STACK: BootStack = BootStack([0; PAGE_SIZE + BOOT_STACK_SIZE]);
+
+/// The guard page at the bottom of the boot stack.
+pub fn boot_stack_guard() -> Range {
+    Range::from_base_size(&raw const BOOT_STACK as usize, PAGE_SIZE)
+}
 
 /// Nonzero once a hart has claimed the boot. In `.data`, not `.bss`: the winner zeroes
 /// `.bss` after claiming, which must not reopen the claim for a late hart.
@@ -52,10 +60,14 @@ unsafe extern "C" fn _start(hart_id: usize, device_tree: *const u8) -> ! {
         "amoswap.w.aqrl t1, t1, (t0)",
         ".option pop",
         "bnez t1, 3f",
-        "li t0, {fs_initial}",
+        "li t0, {units_on}",
         "csrs sstatus, t0",
+        // Round to nearest, ties to even, flags clear (`fcsr` = 0): JIT code relies on the
+        // rounding mode (`kernel_core::wasm::compile`). The vector unit, when the hart has
+        // one, is turned on later (`arch::enable_vector_unit`).
+        "csrw fcsr, zero",
         "la sp, {stack}",
-        "li t0, {stack_size}",
+        "li t0, {stack_end}",
         "add sp, sp, t0",
         "li tp, 0",
         // Zero .bss (8-byte aligned bounds, linker.ld); the stack is not in use yet.
@@ -73,9 +85,9 @@ unsafe extern "C" fn _start(hart_id: usize, device_tree: *const u8) -> ! {
         "wfi",
         "j 3b",
         claimed = sym BOOT_HART_CLAIMED,
-        fs_initial = const SSTATUS_FS_INITIAL,
+        units_on = const SSTATUS_UNITS_ON,
         stack = sym BOOT_STACK,
-        stack_size = const BOOT_STACK_SIZE,
+        stack_end = const PAGE_SIZE + BOOT_STACK_SIZE,
         kmain = sym crate::kmain,
     )
 }

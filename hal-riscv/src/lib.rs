@@ -4,26 +4,43 @@
 //! [`Platform::from_device_tree`], which reads the device tree the firmware passed and
 //! returns one value implementing the kernel-core HAL traits:
 //!
-//! | module          | what it drives                                           |
-//! |-----------------|----------------------------------------------------------|
-//! | [`sbi`]         | `ecall`s into OpenSBI: hart start, IPIs, system reset    |
-//! | [`uart`]        | the NS16550A UART (the console)                          |
-//! | [`sifive_test`] | QEMU's `sifive_test` device (ending QEMU with a status)  |
-//! | [`clock`]       | the `time` CSR                                           |
-//! | [`cpus`]        | harts: the current CPU (`tp`), starting and waking harts |
-//! | [`heap`]        | the global allocator over a static region in `.bss`      |
-//! | [`device_tree`] | reading the flattened device tree                        |
-//! | [`memory_map`]  | the memory map: RAM minus the reserved ranges            |
-//! | [`platform`]    | [`Platform`], the HAL value tying these together         |
+//! | module               | what it drives                                               |
+//! |----------------------|--------------------------------------------------------------|
+//! | [`sbi`]              | `ecall`s into OpenSBI: harts, IPIs, timer, fences, reset     |
+//! | [`arch`]             | supervisor CSRs and fences                                   |
+//! | [`uart`]             | the NS16550A UART (the console)                              |
+//! | [`sifive_test`]      | QEMU's `sifive_test` device (ending QEMU with a status)      |
+//! | [`clock`]            | the `time` CSR                                               |
+//! | [`cpus`]             | harts: the current CPU (`tp`), starting and waking harts     |
+//! | [`sync`]             | a spin lock that knows its holder                            |
+//! | [`memory`]           | the address space: paging, reservations, demand paging       |
+//! | [`page_table`]       | Sv48 page table entries and walks                            |
+//! | [`frame_allocator`]  | physical frames                                              |
+//! | [`region_allocator`] | ranges of virtual address space                              |
+//! | [`reservations`]     | what is reserved and committed, with which protection       |
+//! | [`heap`]             | the global allocator: a boot heap, then a growing heap       |
+//! | [`stack`]            | stacks with guard pages, running code on them                |
+//! | [`trap`]             | the trap vector, trap frames, interrupts, fatal reports      |
+//! | [`device_tree`]      | reading the flattened device tree                            |
+//! | [`memory_map`]       | the memory map: RAM minus the reserved ranges                |
+//! | [`platform`]         | [`Platform`], the HAL value tying these together             |
 //!
-//! Everything but [`memory_map`] is riscv64 only; that one is plain computation and also
-//! builds for the host, where `cargo test -p hal-riscv --lib` runs its unit tests.
+//! The modules of plain computation ([`page_table`], [`frame_allocator`],
+//! [`region_allocator`], [`reservations`], [`memory_map`]) also build for the host,
+//! where `cargo test -p hal-riscv --lib` runs their unit tests; the others are riscv64
+//! only.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
+pub mod frame_allocator;
 pub mod memory_map;
+pub mod page_table;
+pub mod region_allocator;
+pub mod reservations;
 
+#[cfg(target_arch = "riscv64")]
+pub mod arch;
 #[cfg(target_arch = "riscv64")]
 pub mod clock;
 #[cfg(target_arch = "riscv64")]
@@ -33,11 +50,19 @@ pub mod device_tree;
 #[cfg(target_arch = "riscv64")]
 pub mod heap;
 #[cfg(target_arch = "riscv64")]
+pub mod memory;
+#[cfg(target_arch = "riscv64")]
 pub mod platform;
 #[cfg(target_arch = "riscv64")]
 pub mod sbi;
 #[cfg(target_arch = "riscv64")]
 pub mod sifive_test;
+#[cfg(target_arch = "riscv64")]
+pub mod stack;
+#[cfg(target_arch = "riscv64")]
+pub mod sync;
+#[cfg(target_arch = "riscv64")]
+pub mod trap;
 #[cfg(target_arch = "riscv64")]
 pub mod uart;
 

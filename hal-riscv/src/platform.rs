@@ -1,20 +1,28 @@
-//! [`Platform`]: the kernel-core HAL on riscv64 S-mode, built from the device tree.
+//! [`Platform`]: the kernel-core HAL on riscv64 S-mode, built from the device tree, with
+//! paging and the trap vector on.
 //!
 //! Also the devices the panic path uses ([`panic_console`], [`panic_test_device`]): QEMU
 //! `virt`'s defaults until [`Platform::from_device_tree`] has read the real addresses.
 
+use alloc::vec;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use kernel_core::hal::{
-    BootInfo, BootModule, Clock, Console, CpuError, CpuId, Cpus, Isa, Machine, MemoryRegion,
+    BootInfo, BootModule, Clock, Console, CpuError, CpuId, Cpus, Interrupts, Isa, Machine,
+    MemoryError, MemoryKind, MemoryRegion, Protection, TrapHandler, Traps, VirtualMemory,
 };
 
+use crate::arch;
 use crate::clock::Timebase;
 use crate::cpus::{self, HartTable};
 use crate::device_tree::MachineDescription;
-use crate::memory_map::{self, Range};
+use crate::memory::{self, Layout};
+use crate::memory_map::{self, PAGE_SIZE, Range};
+use crate::sbi;
 use crate::sifive_test::{self, TestDevice};
+use crate::trap;
 use crate::uart::{self, Uart};
 
 /// The console UART's base address, for the panic path.
@@ -25,8 +33,12 @@ static PANIC_UART_REG_SHIFT: AtomicU32 = AtomicU32::new(0);
 static PANIC_TEST_DEVICE_BASE: AtomicUsize = AtomicUsize::new(sifive_test::DEFAULT_BASE);
 
 unsafe extern "C" {
-    /// The first byte of the kernel image (`linker.ld`).
+    /// The first byte of the kernel image and of its code (`linker.ld`).
     static __kernel_start: u8;
+    /// The first byte of the read-only data, page aligned (`linker.ld`).
+    static __rodata_start: u8;
+    /// The first byte of the writable data, page aligned (`linker.ld`).
+    static __data_start: u8;
     /// One past the last byte of the kernel image, `.bss` with the heap included (`linker.ld`).
     static __kernel_end: u8;
 }
@@ -36,6 +48,21 @@ pub fn kernel_image() -> Range {
     Range::new(
         &raw const __kernel_start as usize,
         &raw const __kernel_end as usize,
+    )
+}
+
+/// The image's sections: code, read-only data, writable data (`.data` and `.bss`).
+fn kernel_sections() -> (Range, Range, Range) {
+    let (start, rodata, data, end) = (
+        &raw const __kernel_start as usize,
+        &raw const __rodata_start as usize,
+        &raw const __data_start as usize,
+        &raw const __kernel_end as usize,
+    );
+    (
+        Range::new(start, rodata),
+        Range::new(rodata, data),
+        Range::new(data, end),
     )
 }
 
@@ -57,7 +84,11 @@ pub fn panic_test_device() -> TestDevice {
 }
 
 /// The riscv64 platform: implements the kernel-core HAL traits [`Console`], [`Clock`],
-/// [`BootInfo`], [`Cpus`] and [`Machine`].
+/// [`BootInfo`], [`Cpus`], [`Machine`], [`VirtualMemory`], [`Traps`] and [`Interrupts`].
+///
+/// The memory and trap state behind it is global (the trap path reaches it without a
+/// platform value), so the value itself is cheap to move, for instance into a
+/// `kernel_core::wasm::runtime::Engine`.
 #[derive(Debug)]
 pub struct Platform {
     /// The console UART.
@@ -72,19 +103,30 @@ pub struct Platform {
     memory_map: Vec<MemoryRegion>,
     /// `/chosen/bootargs`.
     command_line: &'static str,
+    /// The initrd's bytes, if the boot loader placed one.
+    initrd: Option<&'static [u8]>,
 }
 
 impl Platform {
-    /// Reads the device tree and builds the platform. The heap must be initialised
-    /// ([`crate::heap::init`]).
+    /// Reads the device tree, turns on paging (W^X kernel mappings, the direct map of RAM,
+    /// the frame allocator) and the trap vector, and builds the platform. The heap must be
+    /// initialised ([`crate::heap::init`]).
+    ///
+    /// `guard_pages` are pages of the kernel image left unmapped (the boot stack's guard).
     ///
     /// # Panics
-    /// When `device_tree` holds no device tree.
+    /// When `device_tree` holds no device tree, or the page tables or the trap stack
+    /// cannot be built (RAM too small).
     ///
     /// # Safety
-    /// Call once, on the boot hart `boot_hart`, with paging off, and with the device tree
-    /// pointer the firmware passed (see [`MachineDescription::parse`]).
-    pub unsafe fn from_device_tree(boot_hart: usize, device_tree: *const u8) -> Self {
+    /// Call once, on the boot hart `boot_hart`, with paging off, with the device tree
+    /// pointer the firmware passed (see [`MachineDescription::parse`]), while running on a
+    /// stack inside the kernel image.
+    pub unsafe fn from_device_tree(
+        boot_hart: usize,
+        device_tree: *const u8,
+        guard_pages: &[Range],
+    ) -> Self {
         // Safety: the caller passes the firmware's device tree, which lies in RAM the memory
         // map reserves, so nothing overwrites it.
         let machine = match unsafe { MachineDescription::parse(device_tree) } {
@@ -94,21 +136,84 @@ impl Platform {
         PANIC_UART_BASE.store(machine.uart_base, Ordering::Release);
         PANIC_UART_REG_SHIFT.store(machine.uart_reg_shift, Ordering::Release);
         PANIC_TEST_DEVICE_BASE.store(machine.test_device_base.unwrap_or(0), Ordering::Release);
-        // Safety: the device tree names the UART (or QEMU virt's default is used); paging
-        // is off, and only this driver programs it.
+        // Safety: the device tree names the UART (or QEMU virt's default is used); it is
+        // mapped read+write below, and only this driver programs it.
         let console = unsafe { Uart::new(machine.uart_base, machine.uart_reg_shift) };
-        // Safety: the device tree names the device, or there is none.
+        // Safety: the device tree names the device, or there is none; mapped below.
         let test_device = unsafe { TestDevice::new(machine.test_device_base) };
-        let mut reserved = machine.reserved;
-        reserved.push(kernel_image());
+        let image = kernel_image();
+        let mut reserved = machine.firmware.clone();
+        reserved.push(image);
+        reserved.push(machine.device_tree);
+        reserved.extend(machine.initrd);
+        let memory_map = memory_map::build(&machine.memory, &reserved);
+        let usable = usable_ranges(&memory_map);
+        // The direct map: RAM but the firmware's and the image's own (the device tree and
+        // the initrd are read through it).
+        let mut not_mapped = machine.firmware.clone();
+        not_mapped.push(image);
+        let direct_map = usable_ranges(&memory_map::build(&machine.memory, &not_mapped));
+        let uart_registers = Range::from_base_size(
+            machine.uart_base,
+            (8usize << machine.uart_reg_shift).max(PAGE_SIZE),
+        );
+        let mut mmio = vec![uart_registers];
+        mmio.extend(
+            machine
+                .test_device_base
+                .map(|base| Range::from_base_size(base, PAGE_SIZE)),
+        );
+        let (text, rodata, writable) = kernel_sections();
+        let layout = Layout {
+            text,
+            rodata,
+            writable,
+            guard_pages,
+            direct_map: &direct_map,
+            usable: &usable,
+            mmio: &mmio,
+        };
+        // Safety: once, on the boot hart, paging off (this function's contract); the
+        // layout comes from the linker script and the device tree, and the stack in use is
+        // in the image.
+        if let Err(error) = unsafe { memory::init(&layout) } {
+            panic!("cannot build the kernel page tables: {error:?}");
+        }
+        if let Err(error) = trap::prepare_cpu(0) {
+            panic!("cannot allocate the boot hart's trap stack: {error}");
+        }
+        // Safety: on the boot hart (CPU 0), whose trap stack was just prepared.
+        unsafe { trap::enter_cpu(0) };
+        if machine.vector {
+            // Safety: the device tree says every hart has the V extension.
+            unsafe { arch::enable_vector_unit() };
+        }
+        let initrd = machine.initrd.map(|range| {
+            // Safety: the boot loader placed the initrd there; the memory map reserves it,
+            // so no frame overlaps it, and the direct map keeps it readable for good.
+            unsafe {
+                core::slice::from_raw_parts(range.start as *const u8, range.end - range.start)
+            }
+        });
         Self {
             console,
             test_device,
             timebase: Timebase::new(machine.timebase_hz),
             harts: HartTable::new(boot_hart, &machine.hart_ids),
-            memory_map: memory_map::build(&machine.memory, &reserved),
+            memory_map,
             command_line: machine.command_line,
+            initrd,
         }
+    }
+
+    /// The initrd the boot loader placed (QEMU's `-initrd`), if any.
+    pub fn initrd(&self) -> Option<&'static [u8]> {
+        self.initrd
+    }
+
+    /// Timer interrupts taken so far by the running CPU.
+    pub fn timer_interrupts(&self) -> u64 {
+        trap::timer_interrupts(cpus::current_cpu_index())
     }
 
     /// The hart id of `cpu`, if there is such a CPU.
@@ -143,7 +248,8 @@ impl BootInfo for Platform {
     }
 
     fn boot_modules(&self) -> &[BootModule<'_>] {
-        // Loading programs from an initrd is not implemented yet.
+        // The initrd holds a `sim qemu` job bundle (see `Platform::initrd`), not programs:
+        // there are no boot programs until `sim qemu boot` exists.
         &[]
     }
 }
@@ -180,5 +286,92 @@ impl Cpus for Platform {
 impl Machine for Platform {
     fn shutdown(&self, status: u8) -> ! {
         self.test_device.exit(status)
+    }
+}
+
+/// The usable regions of `map` as ranges.
+fn usable_ranges(map: &[MemoryRegion]) -> Vec<Range> {
+    map.iter()
+        .filter(|region| region.kind == MemoryKind::Usable)
+        .map(|region| Range::from_base_size(region.base, region.size))
+        .collect()
+}
+
+/// The address of `addr` for the memory module.
+fn address(addr: NonNull<u8>) -> usize {
+    addr.as_ptr() as usize
+}
+
+/// Reserved address space comes from a window of the Sv48 lower half; committed pages are
+/// backed on demand by the trap path (see [`crate::memory`]).
+impl VirtualMemory for Platform {
+    fn page_size(&self) -> usize {
+        PAGE_SIZE
+    }
+
+    fn reserve(&self, len: usize) -> Result<NonNull<u8>, MemoryError> {
+        memory::reserve(len)
+    }
+
+    unsafe fn commit(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+        protection: Protection,
+    ) -> Result<(), MemoryError> {
+        memory::commit(address(addr), len, protection)
+    }
+
+    unsafe fn protect(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+        protection: Protection,
+    ) -> Result<(), MemoryError> {
+        memory::protect(address(addr), len, protection)
+    }
+
+    unsafe fn decommit(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        memory::decommit(address(addr), len)
+    }
+
+    unsafe fn release(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        memory::release(address(addr), len)
+    }
+
+    unsafe fn publish_code(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        memory::publish_code(address(addr), len)
+    }
+}
+
+impl Traps for Platform {
+    fn install_trap_handler(&self, handler: TrapHandler) {
+        trap::install_handler(handler);
+    }
+
+    fn set_trap_context(&self, context: usize) -> usize {
+        // Every CPU took its trap vector and trap stack when it started.
+        trap::set_context(context)
+    }
+}
+
+/// The timer is the SBI's (`sbi_set_timer`, which OpenSBI implements with the Sstc
+/// `stimecmp` where the hart has it); a timer interrupt only counts a tick on its CPU.
+impl Interrupts for Platform {
+    fn set_timer_deadline(&self, deadline_ns: u64) {
+        sbi::set_timer(self.timebase.ns_to_ticks(deadline_ns));
+    }
+
+    fn set_interrupts_enabled(&self, enabled: bool) -> bool {
+        let previous = if enabled {
+            arch::set_sstatus(arch::SSTATUS_SIE)
+        } else {
+            arch::clear_sstatus(arch::SSTATUS_SIE)
+        };
+        previous & arch::SSTATUS_SIE != 0
+    }
+
+    fn wait_for_interrupt(&self) {
+        arch::wait_for_interrupt();
     }
 }

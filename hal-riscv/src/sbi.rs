@@ -26,6 +26,18 @@ const FUNCTION_HART_START: usize = 0;
 const EXTENSION_IPI: usize = 0x73_5049;
 /// IPI `sbi_send_ipi`.
 const FUNCTION_SEND_IPI: usize = 0;
+/// The timer extension ("TIME").
+const EXTENSION_TIME: usize = 0x5449_4D45;
+/// TIME `sbi_set_timer`.
+const FUNCTION_SET_TIMER: usize = 0;
+/// The remote fence extension ("RFNC").
+const EXTENSION_RFENCE: usize = 0x5246_4E43;
+/// RFNC `sbi_remote_fence_i`.
+const FUNCTION_REMOTE_FENCE_I: usize = 0;
+/// RFNC `sbi_remote_sfence_vma`.
+const FUNCTION_REMOTE_SFENCE_VMA: usize = 1;
+/// The `hart_mask_base` that names every hart.
+const ALL_HARTS: usize = usize::MAX;
 /// The system reset extension ("SRST").
 const EXTENSION_SYSTEM_RESET: usize = 0x5352_5354;
 /// SRST `sbi_system_reset`.
@@ -98,6 +110,62 @@ pub unsafe fn hart_start(
 pub fn send_ipi(hart_id: usize) -> Result<(), SbiError> {
     // The hart mask names hart `hart_mask_base + bit`: bit 0 with base `hart_id`.
     call(EXTENSION_IPI, FUNCTION_SEND_IPI, [1, hart_id, 0]).map(|_| ())
+}
+
+/// Programs this hart's timer to raise a supervisor timer interrupt once the `time` CSR
+/// reaches `ticks`, and clears a pending timer interrupt (`sbi_set_timer`, like
+/// `timer_settime` with an absolute one-shot deadline). `u64::MAX` disarms the timer.
+pub fn set_timer(ticks: u64) {
+    // `sbi_set_timer` has no error to report (SBI v2.0, section 6.1). On a 64-bit hart the
+    // deadline is one register.
+    let _ = call(EXTENSION_TIME, FUNCTION_SET_TIMER, [ticks as usize, 0, 0]);
+}
+
+/// Makes every other hart's instruction fetches see earlier stores (`sbi_remote_fence_i`
+/// on all harts).
+///
+/// # Errors
+/// The SBI error code.
+pub fn remote_fence_i() -> Result<(), SbiError> {
+    call(EXTENSION_RFENCE, FUNCTION_REMOTE_FENCE_I, [0, ALL_HARTS, 0]).map(|_| ())
+}
+
+/// Drops every hart's cached translations of `[start, start + size)`
+/// (`sbi_remote_sfence_vma` on all harts; `size` `usize::MAX` for everything).
+///
+/// # Errors
+/// The SBI error code.
+pub fn remote_sfence_vma(start: usize, size: usize) -> Result<(), SbiError> {
+    // Hart mask 0 with base -1: every hart (SBI v2.0, section 3.1).
+    call4(
+        EXTENSION_RFENCE,
+        FUNCTION_REMOTE_SFENCE_VMA,
+        [0, ALL_HARTS, start, size],
+    )
+    .map(|_| ())
+}
+
+/// [`call`] with four arguments.
+fn call4(extension: usize, function: usize, arguments: [usize; 4]) -> Result<usize, SbiError> {
+    let error: usize;
+    let value: usize;
+    // Safety: as for `call`; the remote fences pass no pointer at all.
+    unsafe {
+        asm!(
+            "ecall",
+            inlateout("a0") arguments[0] => error,
+            inlateout("a1") arguments[1] => value,
+            in("a2") arguments[2],
+            in("a3") arguments[3],
+            in("a6") function,
+            in("a7") extension,
+            options(nostack),
+        );
+    }
+    match error {
+        0 => Ok(value),
+        code => Err(code as i64),
+    }
 }
 
 /// Asks the firmware to power the machine off (`sbi_system_reset` with type shutdown),

@@ -6,6 +6,7 @@ mod boot;
 mod exit;
 mod layout;
 mod module_file;
+mod qemu;
 mod run;
 mod wast;
 
@@ -53,6 +54,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "v2")]
         spec: wast::SpecVersion,
     },
+    /// Do the work of `run` or `wast` in the RISC-V kernel under QEMU.
+    Qemu(qemu::QemuArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,8 +66,9 @@ fn main() -> ExitCode {
         Some(Command::Layout { file, json }) => layout::run(&file, json),
         Some(Command::Run { file, invoke, args }) => run::run(&file, invoke.as_deref(), &args),
         Some(Command::Wast { files, spec }) => wast::run(&files, spec),
+        Some(Command::Qemu(args)) => qemu::run(args),
     };
-    status.into()
+    exit::exit_code(status)
 }
 
 /// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`).

@@ -3,72 +3,89 @@
 use std::path::PathBuf;
 
 use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::spectest::RuntimeSpecEngine;
+use kernel_core::job;
+use kernel_core::spec::bundle::{Script, WastRequest};
+use kernel_core::spec::{Command, CommandKind};
 use kernel_core::wasm::env::{WASM1_FEATURES, WASM2_FEATURES, WasmFeatures};
 use kernel_core::wasm::runtime::{Engine, EngineConfig};
 
 use crate::exit::Status;
+use crate::run::StandardOutput;
 
 /// Which WebAssembly version the scripts are written against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpecVersion {
     /// WebAssembly 1.0 (the `wasm-v1` scripts).
     V1,
-    /// WebAssembly 2.0 with SIMD (the `wasm-v2` and `proposals/simd` scripts).
+    /// WebAssembly 2.0, fixed-width SIMD included (the `wasm-v2` scripts).
     V2,
+    /// WebAssembly 2.0 plus multiple memories (the `proposals/simd` scripts, one of which
+    /// uses lane loads on a second memory; `wasm-v2` asserts a second memory is invalid,
+    /// so it cannot share this set).
+    Simd,
 }
 
 impl SpecVersion {
-    fn features(self) -> WasmFeatures {
+    /// The features modules are validated with.
+    pub fn features(self) -> WasmFeatures {
         match self {
             Self::V1 => WASM1_FEATURES,
             Self::V2 => WASM2_FEATURES,
+            Self::Simd => WASM2_FEATURES.union(WasmFeatures::MULTI_MEMORY),
         }
     }
 }
 
-/// Runs every script, prints each failure as `file:line: message`, then the total
-/// `N passed, M failed`.
+/// Reads and converts every script. A script that does not parse becomes a script of one
+/// command that fails with the parser's message, so it counts (and prints) in its place.
+///
+/// # Errors
+/// [`Status::Io`] when a file cannot be read (reported on stderr).
+pub fn load_scripts(files: &[PathBuf]) -> Result<Vec<Script>, Status> {
+    files
+        .iter()
+        .map(|path| {
+            let source = std::fs::read(path).map_err(|error| {
+                eprintln!("error: cannot read {}: {error}", path.display());
+                Status::Io
+            })?;
+            let path_text = path.display().to_string();
+            let parsed = match std::str::from_utf8(&source) {
+                Ok(source) => sim::wast_script::parse_script(source, path)
+                    .map_err(|error| (error.line, error.message)),
+                Err(error) => Err((1, format!("the script is not UTF-8: {error}"))),
+            };
+            let commands = parsed.unwrap_or_else(|(line, message)| {
+                vec![Command {
+                    line,
+                    kind: CommandKind::Unsupported {
+                        directive: String::from("script"),
+                        reason: message,
+                    },
+                }]
+            });
+            Ok(Script {
+                path: path_text,
+                commands,
+            })
+        })
+        .collect()
+}
+
+/// Runs every script as [`kernel_core::job::run_scripts`] does: each failure as
+/// `file:line: message`, then the total `N passed, M failed`.
 pub fn run(files: &[PathBuf], version: SpecVersion) -> Status {
+    let scripts = match load_scripts(files) {
+        Ok(scripts) => scripts,
+        Err(status) => return status,
+    };
     let engine = Engine::new(
         HostedHal::new(HostedConfig::default()),
         EngineConfig::default(),
     );
-    let (mut passed, mut failed) = (0u64, 0u64);
-    for path in files {
-        let source = match std::fs::read_to_string(path) {
-            Ok(source) => source,
-            Err(error) => {
-                eprintln!("error: cannot read {}: {error}", path.display());
-                return Status::Io;
-            }
-        };
-        let commands = match sim::wast_script::parse_script(&source, path) {
-            Ok(commands) => commands,
-            Err(error) => {
-                println!("{}: {error}", path.display());
-                failed += 1;
-                continue;
-            }
-        };
-        let mut spec_engine = match RuntimeSpecEngine::new(&engine, version.features()) {
-            Ok(spec_engine) => spec_engine,
-            Err(error) => {
-                eprintln!("kernel failure: cannot set up the spectest module: {error}");
-                return Status::KernelFailure;
-            }
-        };
-        let summary = kernel_core::spec::run(&mut spec_engine, &commands);
-        for failure in &summary.failures {
-            println!("{}:{}: {}", path.display(), failure.line, failure.message);
-        }
-        passed += u64::from(summary.passed);
-        failed += u64::from(summary.failed);
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        Status::Success
-    } else {
-        Status::ScriptFailures
-    }
+    let request = WastRequest {
+        features: version.features().bits(),
+        scripts,
+    };
+    job::run_scripts(&engine, &request, &StandardOutput)
 }

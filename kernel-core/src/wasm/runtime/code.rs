@@ -79,7 +79,12 @@ impl CodeInfo {
             return None;
         }
         let srcloc = function.srclocs.partition_point(|(at, _)| *at <= offset);
-        let wasm_offset = srcloc.checked_sub(1).map(|index| function.srclocs[index].1);
+        // A pc before the first mapped instruction is in the prologue (the stack-limit
+        // check): it belongs to the function's first instruction.
+        let wasm_offset = function
+            .srclocs
+            .get(srcloc.saturating_sub(1))
+            .map(|(_, wasm)| *wasm);
         let defined = u32::try_from(defined).ok()?;
         let func = FuncIndex::from_u32(self.num_imported_functions + defined);
         Some(FrameInfo { func, wasm_offset })

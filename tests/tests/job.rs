@@ -1,0 +1,205 @@
+//! The jobs of `sim run` and `sim wast` (and of the kernel under `sim qemu`), through a
+//! console as the RISC-V kernel prints them: results, traps, usage and module errors,
+//! script failures and counts, argument parsing.
+
+use core::cell::RefCell;
+
+use kernel_core::hal::Console;
+use kernel_core::job::{ConsoleOutput, ExitStatus as Status, format_value, parse_arg, run};
+use kernel_core::spec::bundle::{Bundle, RunRequest, STDERR_PREFIX, Script, WastRequest};
+use kernel_core::spec::{Action, Command, CommandKind, Expected, SpecValue};
+use kernel_core::wasm::env::{ValType, WASM1_FEATURES};
+use kernel_core::wasm::runtime::Val;
+use tests::hosted_engine;
+
+/// A console that keeps what is written.
+#[derive(Default)]
+struct Captured(RefCell<Vec<u8>>);
+
+impl Console for Captured {
+    fn write_bytes(&self, bytes: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(bytes);
+    }
+
+    fn read_bytes(&self, _: &mut [u8]) -> usize {
+        0
+    }
+}
+
+impl Captured {
+    /// Standard output and standard error, split as the host splits them.
+    fn split(&self) -> (String, String) {
+        let text = String::from_utf8(self.0.borrow().clone()).unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        for line in text.split_inclusive('\n') {
+            match line.strip_prefix(char::from(STDERR_PREFIX)) {
+                Some(line) => err.push_str(line),
+                None => out.push_str(line),
+            }
+        }
+        (out, err)
+    }
+}
+
+fn run_wat(wat: &str, invoke: Option<&str>, args: &[&str]) -> (Status, String, String) {
+    let bundle = Bundle::Run(RunRequest {
+        path: "test.wat".into(),
+        module: wat::parse_str(wat).unwrap(),
+        invoke: invoke.map(Into::into),
+        args: args.iter().map(|arg| (*arg).to_string()).collect(),
+    });
+    let console = Captured::default();
+    let status = run(hosted_engine(), &bundle, &ConsoleOutput(&console));
+    let (out, err) = console.split();
+    (status, out, err)
+}
+
+const MODULE: &str = r#"(module $demo
+    (func $div (export "div") (param i32 i32) (result i32)
+        (i32.div_s (local.get 0) (local.get 1)))
+    (func (export "pair") (param i64 f64) (result i64 f64)
+        (local.get 0) (local.get 1))
+    (func (export "_start")))"#;
+
+#[test]
+fn results_one_per_line() {
+    let (status, out, err) = run_wat(MODULE, Some("pair"), &["-0x1", "2.5"]);
+    assert_eq!(
+        (status, out.as_str(), err.as_str()),
+        (Status::Success, "-1\n2.5\n", "")
+    );
+    let (status, out, _) = run_wat(MODULE, Some("div"), &["0xffffffff", "1"]);
+    assert_eq!((status, out.as_str()), (Status::Success, "-1\n"));
+    let (status, out, _) = run_wat(MODULE, None, &[]);
+    assert_eq!((status, out.as_str()), (Status::Success, ""));
+}
+
+#[test]
+fn traps_go_to_standard_error() {
+    let (status, out, err) = run_wat(MODULE, Some("div"), &["1", "0"]);
+    assert_eq!(status, Status::Trap);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "trap: integer divide by zero\nwasm backtrace:\n  0: demo!div (func 0) at offset 0x43\n"
+    );
+}
+
+#[test]
+fn usage_errors() {
+    let (status, _, err) = run_wat(MODULE, Some("nope"), &[]);
+    assert_eq!(status, Status::Usage);
+    assert_eq!(err, "error: the module exports no function `nope`\n");
+    let (status, _, err) = run_wat(MODULE, Some("div"), &["1"]);
+    assert_eq!(
+        (status, err.as_str()),
+        (Status::Usage, "error: `div` takes 2 arguments, 1 given\n")
+    );
+    let (status, _, err) = run_wat(MODULE, Some("div"), &["1", "x"]);
+    assert_eq!(
+        (status, err.as_str()),
+        (Status::Usage, "error: `x` is not a valid i32\n")
+    );
+}
+
+#[test]
+fn module_errors() {
+    let (status, _, err) = run_wat(r#"(module (import "m" "f" (func)))"#, None, &[]);
+    assert_eq!(status, Status::Unlinkable);
+    assert_eq!(
+        err,
+        "error: test.wat: import m::f is not provided by `sim run`\n"
+    );
+    let bundle = Bundle::Run(RunRequest {
+        path: "bad.wasm".into(),
+        module: b"\0asm\x02\0\0\0".to_vec(),
+        invoke: None,
+        args: Vec::new(),
+    });
+    let console = Captured::default();
+    assert_eq!(
+        run(hosted_engine(), &bundle, &ConsoleOutput(&console)),
+        Status::InvalidModule
+    );
+    assert!(console.split().1.starts_with("error: bad.wasm: "));
+}
+
+#[test]
+fn scripts_print_failures_and_counts() {
+    let module =
+        wat::parse_str(r#"(module (func (export "one") (result i32) (i32.const 1)))"#).unwrap();
+    let invoke = Action::Invoke {
+        module: None,
+        field: "one".into(),
+        args: Vec::<SpecValue>::new(),
+    };
+    let commands = vec![
+        Command {
+            line: 1,
+            kind: CommandKind::Module {
+                name: None,
+                bytes: module,
+            },
+        },
+        Command {
+            line: 2,
+            kind: CommandKind::AssertReturn {
+                action: invoke.clone(),
+                expected: vec![Expected::I32(1)],
+            },
+        },
+        Command {
+            line: 3,
+            kind: CommandKind::AssertReturn {
+                action: invoke,
+                expected: vec![Expected::I32(2)],
+            },
+        },
+    ];
+    let bundle = Bundle::Wast(WastRequest {
+        features: WASM1_FEATURES.bits(),
+        scripts: vec![Script {
+            path: "a.wast".into(),
+            commands,
+        }],
+    });
+    let console = Captured::default();
+    assert_eq!(
+        run(hosted_engine(), &bundle, &ConsoleOutput(&console)),
+        Status::ScriptFailures
+    );
+    let (out, err) = console.split();
+    assert_eq!(err, "");
+    assert_eq!(
+        out,
+        "a.wast:3: assert_return: invoke \"one\"(): result 0: expected i32 2 (0x2), got i32 1 (0x1)\n\
+         2 passed, 1 failed\n"
+    );
+}
+
+#[test]
+fn arguments_parse_as_sim_run_parses_them() {
+    assert_eq!(parse_arg("0xffffffff", ValType::I32), Some(Val::I32(-1)));
+    assert_eq!(
+        parse_arg("-2147483648", ValType::I32),
+        Some(Val::I32(i32::MIN))
+    );
+    assert_eq!(parse_arg("4294967296", ValType::I32), None);
+    assert_eq!(
+        parse_arg("18446744073709551615", ValType::I64),
+        Some(Val::I64(-1))
+    );
+    assert_eq!(parse_arg("-0x10", ValType::I64), Some(Val::I64(-16)));
+    assert_eq!(
+        parse_arg("1e3", ValType::F32),
+        Some(Val::F32(1000f32.to_bits()))
+    );
+    assert_eq!(
+        parse_arg("inf", ValType::F64),
+        Some(Val::F64(f64::INFINITY.to_bits()))
+    );
+    assert_eq!(parse_arg("1", ValType::V128), None);
+    assert_eq!(format_value(&Val::F32(0.1f32.to_bits())), "0.1");
+    assert_eq!(format_value(&Val::F64(f64::NAN.to_bits())), "NaN");
+    assert_eq!(format_value(&Val::I64(i64::MIN)), "-9223372036854775808");
+}
