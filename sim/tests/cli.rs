@@ -201,14 +201,28 @@ fn run_prints_results_one_per_line() {
     let module = module.to_str().unwrap();
     let output = sim(&["run", module, "--invoke", "fac", "20"]);
     assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "2432902008176640000\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "2432902008176640000\n"
+    );
     let output = sim(&["run", module, "--invoke", "half", "-3"]);
     assert_eq!(String::from_utf8(output.stdout).unwrap(), "-1.5\n1.5\n");
     // No --invoke and no _start: instantiating (running the start function) is the job.
     assert!(sim(&["run", module]).status.success());
-    assert_eq!(sim(&["run", module, "--invoke", "nope"]).status.code(), Some(2));
-    assert_eq!(sim(&["run", module, "--invoke", "div", "1"]).status.code(), Some(2));
-    assert_eq!(sim(&["run", module, "--invoke", "div", "x", "1"]).status.code(), Some(2));
+    assert_eq!(
+        sim(&["run", module, "--invoke", "nope"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        sim(&["run", module, "--invoke", "div", "1"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        sim(&["run", module, "--invoke", "div", "x", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -232,7 +246,13 @@ fn run_reports_every_trap_with_its_message_and_backtrace() {
         let output = sim(&command);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
-        assert!(stderr.starts_with(&format!("trap: {message}\n")), "{args:?}: {stderr}");
-        assert!(stderr.contains("wasm backtrace:\n  0: demo!"), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("trap: {message}\n")),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("wasm backtrace:\n  0: demo!"),
+            "{args:?}: {stderr}"
+        );
     }
 }
