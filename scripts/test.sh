@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README): everything CI checks, runnable on a fresh machine.
 #
-# Installs what is missing (the pinned toolchain with its riscv64 target, QEMU), then runs
-# the host tests, builds and boots the RISC-V kernel in QEMU, and checks fmt and clippy
-# for both targets.
+# Installs what is missing (the pinned toolchain with its riscv64 target, QEMU), builds and
+# boots the RISC-V kernel, runs the tests (host, and inside QEMU), checks fmt and clippy
+# for both targets, and runs the fuzz targets briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,15 +20,16 @@ if ! command -v qemu-system-riscv64 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-misc >/dev/null
 fi
 
-step "host tests"
-cargo test --quiet
-cargo test --quiet -p hal-riscv --lib
-
+# The kernel first: the QEMU tests of `cargo test` (sim/tests/qemu.rs) boot it.
 step "RISC-V build: kernel-core and the hal-riscv kernel"
 cargo build --quiet -p kernel-core -p hal-riscv --target riscv64gc-unknown-none-elf --release
 
 step "RISC-V boot in QEMU"
 scripts/qemu-boot.sh target/riscv64gc-unknown-none-elf/release/hal-riscv
+
+step "tests (host, and the spec sets and trap tests inside QEMU)"
+cargo test --quiet
+cargo test --quiet -p hal-riscv --lib
 
 step "rustfmt"
 cargo fmt --all --check
@@ -39,5 +40,41 @@ cargo clippy --quiet --all-targets -- -D warnings
 cargo clippy --quiet -p hal-riscv --lib --tests -- -D warnings
 cargo clippy --quiet -p kernel-core -p hal-riscv --target riscv64gc-unknown-none-elf --release -- -D warnings
 CARGO_TARGET_DIR=target/fuzz-check cargo clippy --quiet --manifest-path fuzz/Cargo.toml -- -D warnings
+
+# Fuzzing (fuzz/, cargo-fuzz and libFuzzer, which need nightly): every target for a short
+# fixed time, with the kept regression inputs as seeds. On an idle 2-core machine from
+# nothing this takes about ? min: ? to install cargo-fuzz, ? to build the targets (16
+# codegen units: a faster build for slightly slower fuzzing), then FUZZ_SECONDS (default
+# 20) per target. FUZZ_SECONDS=0 skips the step. Longer campaigns: see fuzz/README.md.
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+    step "fuzz targets, ${fuzz_seconds} s each (cargo +nightly fuzz)"
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        rustup toolchain install nightly --profile minimal
+    fi
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked
+    fi
+    # The same build options for `build` and `run`, or `run` rebuilds.
+    fuzz_build=(--codegen-units 16)
+    cargo +nightly fuzz build "${fuzz_build[@]}"
+    for target in $(cargo +nightly fuzz list); do
+        # A fresh corpus each time (a long campaign's fuzz/corpus would take minutes just
+        # to load), seeded with the kept regression inputs.
+        corpus="fuzz/target/ci-corpus/$target"
+        rm -rf "$corpus" && mkdir -p "$corpus"
+        # libFuzzer reports on stderr: show its final statistics, or the end on failure.
+        if ! cargo +nightly fuzz run "${fuzz_build[@]}" "$target" "$corpus" \
+            "tests/fuzz-regressions/$target" -- \
+            -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+            >"fuzz/target/$target.log" 2>&1; then
+            tail -n 60 "fuzz/target/$target.log"
+            echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/" >&2
+            exit 1
+        fi
+        echo "$target: $(grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec)' \
+            "fuzz/target/$target.log" | tr -s ' \n' ' ')"
+    done
+fi
 
 step "all checks passed"
