@@ -12,7 +12,7 @@
 //! sets up the boot stack and calls [`kmain`], which builds the [`Platform`] (paging,
 //! traps) and prints the kernel-core banner. Then:
 //!
-//! - with an initrd holding a boot bundle (`kernel_core::spec::bundle`), it prints the
+//! - with an initrd holding a boot bundle (`kernel_core::boot::image`), it prints the
 //!   [`CONSOLE_BEGIN`] marker, runs the job with the WebAssembly runtime on a
 //!   [`JOB_STACK_SIZE`] stack with a guard page, and powers off with the job's status;
 //! - without one, it checks virtual memory (W^X for frames of code included), the timer
@@ -42,7 +42,7 @@ use kernel_core::hal::{
     Clock, Console, CpuId, Cpus, Interrupts, Machine, MemoryError, Protection, VirtualMemory,
 };
 use kernel_core::job::{self, ConsoleOutput, ExitStatus};
-use kernel_core::spec::bundle::{Bundle, CONSOLE_BEGIN, STDERR_PREFIX};
+use kernel_core::boot::image::{BootImage, CONSOLE_BEGIN, STDERR_PREFIX};
 use kernel_core::wasm::env::WASM1_FEATURES;
 use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store};
 
@@ -76,7 +76,7 @@ unsafe extern "C" fn kmain(hart_id: usize, device_tree: *const u8) -> ! {
     let platform = unsafe { Platform::from_device_tree(hart_id, device_tree, &guard_pages) };
     kernel_core::boot::announce(&platform);
     match platform.initrd() {
-        Some(bytes) if Bundle::is_bundle(bytes) => run_bundle(platform, bytes),
+        Some(bytes) if BootImage::is_boot_image(bytes) => run_bundle(platform, bytes),
         Some(_) => {
             platform.write_bytes(b"hal-riscv: the initrd is not a boot bundle; ignored\n");
             self_check(platform)
@@ -89,7 +89,7 @@ unsafe extern "C" fn kmain(hart_id: usize, device_tree: *const u8) -> ! {
 fn run_bundle(platform: Platform, bytes: &[u8]) -> ! {
     platform.write_bytes(CONSOLE_BEGIN.as_bytes());
     platform.write_bytes(b"\n");
-    let bundle = match Bundle::decode(bytes) {
+    let bundle = match BootImage::decode(bytes) {
         Ok(bundle) => bundle,
         Err(error) => fail(
             &platform,

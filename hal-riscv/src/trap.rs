@@ -36,7 +36,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use kernel_core::hal::{
     Access, MemoryError, Protection, TrapCause, TrapHandler, TrapInfo, TrapResponse,
 };
-use kernel_core::spec::bundle::STDERR_PREFIX;
+use kernel_core::boot::image::STDERR_PREFIX;
 
 use crate::arch;
 use crate::cpus::{self, MAX_CPUS};

@@ -5,14 +5,14 @@
 //! bundle) both call these functions, so they print the same lines and end with the same
 //! [`ExitStatus`]. Output goes through [`JobOutput`]: standard output and standard error
 //! hosted; on a console, [`ConsoleOutput`] marks standard-error lines with
-//! [`STDERR_PREFIX`], which the host strips (see [`crate::spec::bundle`]).
+//! [`STDERR_PREFIX`], which the host strips (see [`crate::boot::image`]).
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::hal::Console;
-use crate::spec::bundle::{Bundle, RunRequest, STDERR_PREFIX, WastRequest};
+use crate::boot::image::{BootImage, RunRequest, STDERR_PREFIX, WastRequest};
 use crate::spectest::RuntimeSpecEngine;
 use crate::wasm::env::{ModuleError, ModuleErrorKind, ValType, WASM2_FEATURES, WasmFeatures};
 use crate::wasm::runtime::{
@@ -111,12 +111,12 @@ impl<C: Console + ?Sized> JobOutput for ConsoleOutput<'_, C> {
 /// Runs the job `bundle` describes on `engine`.
 pub fn run<H: RuntimeHal, O: JobOutput + ?Sized>(
     engine: &Engine<H>,
-    bundle: &Bundle,
+    bundle: &BootImage,
     output: &O,
 ) -> ExitStatus {
     match bundle {
-        Bundle::Run(request) => run_module(engine, request, output),
-        Bundle::Wast(request) => run_scripts(engine, request, output),
+        BootImage::Run(request) => run_module(engine, request, output),
+        BootImage::Wast(request) => run_scripts(engine, request, output),
     }
 }
 

@@ -2,7 +2,7 @@
 //! kernel (`hal-riscv`) in `qemu-system-riscv64 -machine virt`.
 //!
 //! The host converts its inputs (module text to binary, spec scripts to commands) into a
-//! boot bundle (`kernel_core::spec::bundle`), passes it to QEMU as the initrd, shows the
+//! boot bundle (`kernel_core::boot::image`), passes it to QEMU as the initrd, shows the
 //! console from the kernel's [`CONSOLE_BEGIN`] line on (OpenSBI's banner comes before it),
 //! sends lines marked [`STDERR_PREFIX`] to standard error, and exits with the status the
 //! kernel powered off with: the hosted command's status. `sim qemu wast` boots one QEMU
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::{fs, io, thread};
 
 use clap::{Args, Subcommand};
-use kernel_core::spec::bundle::{Bundle, CONSOLE_BEGIN, RunRequest, STDERR_PREFIX, WastRequest};
+use kernel_core::boot::image::{BootImage, CONSOLE_BEGIN, RunRequest, STDERR_PREFIX, WastRequest};
 
 use crate::exit::Status;
 use crate::module_file;
@@ -107,7 +107,7 @@ fn run_module(
         Ok(module) => module,
         Err(status) => return status,
     };
-    let bundle = Bundle::Run(RunRequest {
+    let bundle = BootImage::Run(RunRequest {
         path: path.display().to_string(),
         module,
         invoke,
@@ -145,7 +145,7 @@ fn run_scripts(
     let work: Vec<Vec<u8>> = scripts
         .into_iter()
         .map(|script| {
-            Bundle::Wast(WastRequest {
+            BootImage::Wast(WastRequest {
                 features: features.bits(),
                 scripts: vec![script],
             })

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use hal_hosted::{HostedConfig, HostedHal};
 use kernel_core::job::{self, JobOutput};
-use kernel_core::spec::bundle::RunRequest;
+use kernel_core::boot::image::RunRequest;
 use kernel_core::wasm::runtime::{Engine, EngineConfig};
 
 use crate::exit::Status;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use hal_hosted::{HostedConfig, HostedHal};
 use kernel_core::job;
-use kernel_core::spec::bundle::{Script, WastRequest};
+use kernel_core::boot::image::{Script, WastRequest};
 use kernel_core::spec::{Command, CommandKind};
 use kernel_core::wasm::env::{WASM1_FEATURES, WASM2_FEATURES, WasmFeatures};
 use kernel_core::wasm::runtime::{Engine, EngineConfig};

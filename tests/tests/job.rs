@@ -6,7 +6,7 @@ use core::cell::RefCell;
 
 use kernel_core::hal::Console;
 use kernel_core::job::{ConsoleOutput, ExitStatus as Status, format_value, parse_arg, run};
-use kernel_core::spec::bundle::{Bundle, RunRequest, STDERR_PREFIX, Script, WastRequest};
+use kernel_core::boot::image::{BootImage, RunRequest, STDERR_PREFIX, Script, WastRequest};
 use kernel_core::spec::{Action, Command, CommandKind, Expected, SpecValue};
 use kernel_core::wasm::env::{ValType, WASM1_FEATURES};
 use kernel_core::wasm::runtime::Val;
@@ -42,7 +42,7 @@ impl Captured {
 }
 
 fn run_wat(wat: &str, invoke: Option<&str>, args: &[&str]) -> (Status, String, String) {
-    let bundle = Bundle::Run(RunRequest {
+    let bundle = BootImage::Run(RunRequest {
         path: "test.wat".into(),
         module: wat::parse_str(wat).unwrap(),
         invoke: invoke.map(Into::into),
@@ -110,7 +110,7 @@ fn module_errors() {
         err,
         "error: test.wat: import m::f is not provided by `sim run`\n"
     );
-    let bundle = Bundle::Run(RunRequest {
+    let bundle = BootImage::Run(RunRequest {
         path: "bad.wasm".into(),
         module: b"\0asm\x02\0\0\0".to_vec(),
         invoke: None,
@@ -156,7 +156,7 @@ fn scripts_print_failures_and_counts() {
             },
         },
     ];
-    let bundle = Bundle::Wast(WastRequest {
+    let bundle = BootImage::Wast(WastRequest {
         features: WASM1_FEATURES.bits(),
         scripts: vec![Script {
             path: "a.wast".into(),

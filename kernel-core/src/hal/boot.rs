@@ -5,7 +5,7 @@
 pub enum MemoryKind {
     /// Free for the kernel's use.
     Usable,
-    /// Taken by the kernel image, firmware, the boot modules or a device.
+    /// Taken by the kernel image, firmware, the boot image or a device.
     Reserved,
 }
 
@@ -20,15 +20,6 @@ pub struct MemoryRegion {
     pub kind: MemoryKind,
 }
 
-/// A program in the boot image (a host file hosted, a file of the initrd under QEMU).
-#[derive(Debug, Clone, Copy)]
-pub struct BootModule<'a> {
-    /// The name `spawn` knows it by (the file stem).
-    pub name: &'a str,
-    /// The module's bytes, WebAssembly binary or text.
-    pub bytes: &'a [u8],
-}
-
 /// Boot information handed over by the platform. Everything it returns stays valid and
 /// unchanged for the life of the platform value.
 pub trait BootInfo {
@@ -38,6 +29,8 @@ pub trait BootInfo {
     /// The kernel command line (empty when there is none).
     fn command_line(&self) -> &str;
 
-    /// The programs of the boot image, in the order they were given.
-    fn boot_modules(&self) -> &[BootModule<'_>];
+    /// The boot image: what the kernel is to do and the programs it boots, encoded by
+    /// [`crate::boot::image`] (the initrd under QEMU; built in memory by `sim` hosted).
+    /// `None` when the platform was given none.
+    fn boot_image(&self) -> Option<&[u8]>;
 }

@@ -18,10 +18,10 @@ mod memory;
 mod time;
 mod trap;
 
-pub use boot::{BootInfo, BootModule, MemoryKind, MemoryRegion};
+pub use boot::{BootInfo, MemoryKind, MemoryRegion};
 pub use console::Console;
 pub use context::{ContextError, ExecutionContexts};
 pub use cpu::{CpuError, CpuId, Cpus, Isa, Machine};
 pub use memory::{MemoryError, Protection, VirtualMemory};
-pub use time::{Clock, Interrupts};
+pub use time::{Clock, Interrupts, TimerHandler};
 pub use trap::{Access, Redirect, TrapCause, TrapHandler, TrapInfo, TrapResponse, Traps};

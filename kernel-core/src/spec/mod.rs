@@ -20,7 +20,6 @@
 //! - `assert_unlinkable` on [`InstantiateError::Unlinkable`] only.
 #![forbid(unsafe_code)]
 
-pub mod bundle;
 mod command;
 mod runner;
 mod value;

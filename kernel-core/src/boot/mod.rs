@@ -1,6 +1,8 @@
 //! The boot sequence shared by every platform: the banner, the report of what the platform
 //! offers, and a self-check of the virtual memory HAL.
 
+pub mod image;
+
 use core::fmt::Write as _;
 use core::ptr::NonNull;
 
@@ -18,8 +20,8 @@ pub struct BootReport {
     pub cpus: usize,
     /// Bytes of memory marked usable in the memory map.
     pub usable_memory: usize,
-    /// How many programs the boot image holds.
-    pub boot_modules: usize,
+    /// The size of the boot image in bytes (0 without one).
+    pub boot_image_bytes: usize,
 }
 
 /// Prints the boot banner and the platform report to the console and returns the report.
@@ -33,18 +35,18 @@ pub fn announce<H: Console + Cpus + BootInfo + Clock>(hal: &H) -> BootReport {
         isa: hal.isa(),
         cpus: hal.cpu_count(),
         usable_memory,
-        boot_modules: hal.boot_modules().len(),
+        boot_image_bytes: hal.boot_image().map_or(0, <[u8]>::len),
     };
     let mut out = ConsoleWriter(hal);
     // Writing to a console cannot fail (ConsoleWriter always returns Ok).
     let _ = writeln!(out, "{} booting on {}", crate::KERNEL_NAME, report.isa);
     let _ = writeln!(
         out,
-        "cpus: {}, memory: {} MiB usable in {} regions, boot modules: {}, clock: {} ns",
+        "cpus: {}, memory: {} MiB usable in {} regions, boot image: {} bytes, clock: {} ns",
         report.cpus,
         report.usable_memory / (1024 * 1024),
         hal.memory_map().len(),
-        report.boot_modules,
+        report.boot_image_bytes,
         hal.now_ns(),
     );
     let command_line = hal.command_line();

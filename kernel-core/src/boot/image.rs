@@ -1,9 +1,9 @@
-//! The boot bundle: work for the bare-metal kernel, encoded on the host, passed as an
+//! The boot image: work for the kernel, encoded on the host, passed as an
 //! initrd, decoded in the kernel.
 //!
 //! `sim qemu` converts its inputs on the host (module text to binary, spec scripts to
-//! [`Command`]s with `sim::wast_script`) and encodes them with [`Bundle::encode`]; the
-//! kernel finds the bytes in memory and reads them back with [`Bundle::decode`]. Both
+//! [`Command`]s with `sim::wast_script`) and encodes them with [`BootImage::encode`]; the
+//! kernel finds the bytes in memory and reads them back with [`BootImage::decode`]. Both
 //! sides are built from this one module, so the format needs no negotiation beyond the
 //! magic and [`FORMAT_VERSION`].
 //!
@@ -34,8 +34,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::command::{Action, Command, CommandKind};
-use super::value::{Expected, FloatPattern, RefKind, SpecValue, V128Pattern};
+use crate::spec::{Action, Command, CommandKind};
+use crate::spec::{Expected, FloatPattern, RefKind, SpecValue, V128Pattern};
 
 /// The first bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"K23WBNDL";
@@ -51,7 +51,7 @@ pub const STDERR_PREFIX: u8 = 0x1e;
 
 /// Work for the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bundle {
+pub enum BootImage {
     /// `sim run`: one module, optionally one export to call.
     Run(RunRequest),
     /// `sim wast`: spec scripts, already converted to commands.
@@ -109,12 +109,12 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// The `kind` byte of a [`Bundle::Run`].
+/// The `kind` byte of a [`BootImage::Run`].
 const KIND_RUN: u8 = 1;
-/// The `kind` byte of a [`Bundle::Wast`].
+/// The `kind` byte of a [`BootImage::Wast`].
 const KIND_WAST: u8 = 2;
 
-impl Bundle {
+impl BootImage {
     /// The bundle's bytes.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
@@ -122,14 +122,14 @@ impl Bundle {
         out.0.extend_from_slice(&MAGIC);
         out.byte(FORMAT_VERSION);
         match self {
-            Bundle::Run(run) => {
+            BootImage::Run(run) => {
                 out.byte(KIND_RUN);
                 out.str(&run.path);
                 out.bytes(&run.module);
                 out.option(run.invoke.as_deref(), Writer::str);
                 out.vec(&run.args, |out, arg| out.str(arg));
             }
-            Bundle::Wast(wast) => {
+            BootImage::Wast(wast) => {
                 out.byte(KIND_WAST);
                 out.u64(wast.features);
                 out.vec(&wast.scripts, |out, script| {
@@ -141,7 +141,7 @@ impl Bundle {
         out.0
     }
 
-    /// Reads a bundle written by [`Bundle::encode`]. Bytes after the bundle are ignored
+    /// Reads a bundle written by [`BootImage::encode`]. Bytes after the bundle are ignored
     /// (an initrd may be padded).
     ///
     /// # Errors
@@ -155,13 +155,13 @@ impl Bundle {
             return Err(input.error_at(MAGIC.len(), "format version 1"));
         }
         match input.byte("the bundle kind")? {
-            KIND_RUN => Ok(Bundle::Run(RunRequest {
+            KIND_RUN => Ok(BootImage::Run(RunRequest {
                 path: input.string()?,
                 module: input.byte_vec()?,
                 invoke: input.option(Reader::string)?,
                 args: input.vec(Reader::string)?,
             })),
-            KIND_WAST => Ok(Bundle::Wast(WastRequest {
+            KIND_WAST => Ok(BootImage::Wast(WastRequest {
                 features: input.u64()?,
                 scripts: input.vec(|input| {
                     Ok(Script {
@@ -177,7 +177,7 @@ impl Bundle {
     /// Whether `bytes` start with the bundle magic (as opposed to no initrd, or another
     /// kind of initrd).
     #[must_use]
-    pub fn is_bundle(bytes: &[u8]) -> bool {
+    pub fn is_boot_image(bytes: &[u8]) -> bool {
         bytes.starts_with(&MAGIC)
     }
 }
@@ -894,8 +894,8 @@ mod tests {
             .collect()
     }
 
-    fn wast_bundle() -> Bundle {
-        Bundle::Wast(WastRequest {
+    fn wast_bundle() -> BootImage {
+        BootImage::Wast(WastRequest {
             features: 0x8000_0000_0001_2345,
             scripts: vec![
                 Script {
@@ -910,8 +910,8 @@ mod tests {
         })
     }
 
-    fn run_bundle() -> Bundle {
-        Bundle::Run(RunRequest {
+    fn run_bundle() -> BootImage {
+        BootImage::Run(RunRequest {
             path: "fac.wat".to_string(),
             module: (0..=255).collect(),
             invoke: name("fac"),
@@ -921,7 +921,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let no_invoke = Bundle::Run(RunRequest {
+        let no_invoke = BootImage::Run(RunRequest {
             path: "x.wasm".to_string(),
             module: Vec::new(),
             invoke: None,
@@ -929,12 +929,12 @@ mod tests {
         });
         for bundle in [wast_bundle(), run_bundle(), no_invoke] {
             let bytes = bundle.encode();
-            assert!(Bundle::is_bundle(&bytes));
-            assert_eq!(Bundle::decode(&bytes), Ok(bundle.clone()));
+            assert!(BootImage::is_boot_image(&bytes));
+            assert_eq!(BootImage::decode(&bytes), Ok(bundle.clone()));
             // Padding after the bundle (an initrd rounded up) is ignored.
             let mut padded = bytes.clone();
             padded.extend_from_slice(&[0; 4096]);
-            assert_eq!(Bundle::decode(&padded), Ok(bundle));
+            assert_eq!(BootImage::decode(&padded), Ok(bundle));
         }
     }
 
@@ -944,7 +944,7 @@ mod tests {
             let bytes = bundle.encode();
             for len in 0..bytes.len() {
                 assert!(
-                    Bundle::decode(&bytes[..len]).is_err(),
+                    BootImage::decode(&bytes[..len]).is_err(),
                     "prefix of {len} bytes"
                 );
             }
@@ -960,7 +960,7 @@ mod tests {
             for flip in [0x01, 0x80, 0xff] {
                 let mut corrupted = bytes.clone();
                 corrupted[index] ^= flip;
-                let _ = Bundle::decode(&corrupted);
+                let _ = BootImage::decode(&corrupted);
             }
         }
     }
@@ -968,18 +968,18 @@ mod tests {
     #[test]
     fn rejects_foreign_input() {
         assert_eq!(
-            Bundle::decode(b"070701 cpio").unwrap_err().expected,
+            BootImage::decode(b"070701 cpio").unwrap_err().expected,
             "the bundle magic"
         );
         let mut bytes = run_bundle().encode();
         bytes[MAGIC.len()] = FORMAT_VERSION + 1;
         assert_eq!(
-            Bundle::decode(&bytes).unwrap_err().expected,
+            BootImage::decode(&bytes).unwrap_err().expected,
             "format version 1"
         );
         bytes[MAGIC.len()] = FORMAT_VERSION;
         bytes[MAGIC.len() + 1] = 9;
-        assert_eq!(Bundle::decode(&bytes).unwrap_err().offset, MAGIC.len() + 1);
+        assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, MAGIC.len() + 1);
     }
 
     #[test]
@@ -987,7 +987,7 @@ mod tests {
         // A Run bundle whose path claims 2^32 - 1 bytes.
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&[FORMAT_VERSION, KIND_RUN, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-        let error = Bundle::decode(&bytes).unwrap_err();
+        let error = BootImage::decode(&bytes).unwrap_err();
         assert_eq!(error.expected, "a count that fits the bytes left");
     }
 
@@ -1032,7 +1032,7 @@ mod tests {
         for _ in 0..=MAX_EITHER_DEPTH {
             pattern = Expected::Either(vec![pattern]);
         }
-        let bundle = Bundle::Wast(WastRequest {
+        let bundle = BootImage::Wast(WastRequest {
             features: 0,
             scripts: vec![Script {
                 path: "deep.wast".to_string(),
@@ -1045,6 +1045,6 @@ mod tests {
                 }],
             }],
         });
-        assert!(Bundle::decode(&bundle.encode()).is_err());
+        assert!(BootImage::decode(&bundle.encode()).is_err());
     }
 }
