@@ -12,7 +12,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::hal::Console;
-use crate::boot::image::{BootImage, RunRequest, STDERR_PREFIX, WastRequest};
+use crate::boot::image::{RunRequest, WastRequest};
 use crate::spectest::RuntimeSpecEngine;
 use crate::wasm::env::{ModuleError, ModuleErrorKind, ValType, WASM2_FEATURES, WasmFeatures};
 use crate::wasm::runtime::{
@@ -89,8 +89,8 @@ pub trait JobOutput {
     fn err(&self, line: &str);
 }
 
-/// Standard output and standard error over one console: standard-error lines start with
-/// [`STDERR_PREFIX`].
+/// Standard output and standard error over the console ([`Console::write_error_bytes`] for
+/// standard error).
 pub struct ConsoleOutput<'c, C: Console + ?Sized>(pub &'c C);
 
 impl<C: Console + ?Sized> JobOutput for ConsoleOutput<'_, C> {
@@ -100,33 +100,62 @@ impl<C: Console + ?Sized> JobOutput for ConsoleOutput<'_, C> {
     }
 
     fn err(&self, line: &str) {
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        bytes.push(STDERR_PREFIX);
+        let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        self.0.write_bytes(&bytes);
+        self.0.write_error_bytes(&bytes);
     }
 }
 
-/// Runs the job `bundle` describes on `engine`.
-pub fn run<H: RuntimeHal, O: JobOutput + ?Sized>(
-    engine: &Engine<H>,
-    bundle: &BootImage,
-    output: &O,
-) -> ExitStatus {
-    match bundle {
-        BootImage::Run(request) => run_module(engine, request, output),
-        BootImage::Wast(request) => run_scripts(engine, request, output),
+/// What the module of a `sim run` job is connected to: its imports, and how a call that
+/// failed because the program asked to end maps to an exit code. The kernel runs the job
+/// as a process and gives it the syscalls (`crate::boot`); `()` gives nothing (every
+/// import is unlinkable), for running the job directly on an engine.
+pub trait RunEnvironment<'e, H: RuntimeHal> {
+    /// Prepares `store` for `module` and returns the values of its imports, in order.
+    ///
+    /// # Errors
+    /// A message when the imports cannot be satisfied.
+    fn link(&self, store: &mut Store<'e, H>, module: &Module<'e, H>) -> Result<Vec<Extern>, String>;
+
+    /// The exit code when `error` is the program ending itself (`exit`), `None` for a trap.
+    fn exit_code(&self, error: &CallError) -> Option<i32>;
+}
+
+impl<'e, H: RuntimeHal> RunEnvironment<'e, H> for () {
+    fn link(&self, _: &mut Store<'e, H>, module: &Module<'e, H>) -> Result<Vec<Extern>, String> {
+        match module.imports().next() {
+            Some((module_name, name)) => Err(format!(
+                "import {module_name}::{name} is not provided"
+            )),
+            None => Ok(Vec::new()),
+        }
     }
+
+    fn exit_code(&self, _: &CallError) -> Option<i32> {
+        None
+    }
+}
+
+/// An exit code from a program's `exit`: its low eight bits, as POSIX shells see them.
+#[must_use]
+pub const fn exit_code_byte(code: i32) -> u8 {
+    code.cast_unsigned() as u8
 }
 
 /// `sim run`: instantiates the module (running its start function) and calls the
-/// `--invoke`d export, or `_start` when exported.
-pub fn run_module<H: RuntimeHal, O: JobOutput + ?Sized>(
-    engine: &Engine<H>,
+/// `--invoke`d export, or `_start` when exported. Returns the exit code: an
+/// [`ExitStatus`], or the program's own code when it called `exit`.
+pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e, H>>(
+    engine: &'e Engine<H>,
     request: &RunRequest,
     output: &O,
-) -> ExitStatus {
+    environment: &E,
+) -> u8 {
+    let failed = |error: &CallError| match environment.exit_code(error) {
+        Some(code) => exit_code_byte(code),
+        None => report_trap(error, output).code(),
+    };
     let path = &request.path;
     let module = match Module::new(engine, &request.module, WASM2_FEATURES) {
         Ok(module) => module,
@@ -135,36 +164,38 @@ pub fn run_module<H: RuntimeHal, O: JobOutput + ?Sized>(
             return match error {
                 LoadError::Module(error) => ExitStatus::for_module_error(&error),
                 _ => ExitStatus::UnsupportedModule,
-            };
+            }
+            .code();
         }
     };
-    if let Some((module_name, name)) = module.imports().next() {
-        output.err(&format!(
-            "error: {path}: import {module_name}::{name} is not provided by `sim run`"
-        ));
-        return ExitStatus::Unlinkable;
-    }
     let mut store = Store::new(engine);
-    let instance = match store.instantiate(&module, &[]) {
+    let imports = match environment.link(&mut store, &module) {
+        Ok(imports) => imports,
+        Err(message) => {
+            output.err(&format!("error: {path}: {message}"));
+            return ExitStatus::Unlinkable.code();
+        }
+    };
+    let instance = match store.instantiate(&module, &imports) {
         Ok(instance) => instance,
-        Err(InstantiationError::Trap(error)) => return report_trap(&error, output),
+        Err(InstantiationError::Trap(error)) => return failed(&error),
         Err(InstantiationError::Unlinkable(message)) => {
             output.err(&format!("error: {path}: unlinkable: {message}"));
-            return ExitStatus::Unlinkable;
+            return ExitStatus::Unlinkable.code();
         }
         Err(error) => {
             output.err(&format!("error: {path}: {error}"));
-            return ExitStatus::UnsupportedModule;
+            return ExitStatus::UnsupportedModule.code();
         }
     };
     let name = match request.invoke.as_deref() {
         Some(name) => name,
         None if store.export(instance, "_start").is_some() => "_start",
-        None => return ExitStatus::Success,
+        None => return ExitStatus::Success.code(),
     };
     let Some(Extern::Func(func)) = store.export(instance, name) else {
         output.err(&format!("error: the module exports no function `{name}`"));
-        return ExitStatus::Usage;
+        return ExitStatus::Usage.code();
     };
     let params = store
         .func_type(func)
@@ -176,7 +207,7 @@ pub fn run_module<H: RuntimeHal, O: JobOutput + ?Sized>(
             params.len(),
             request.args.len()
         ));
-        return ExitStatus::Usage;
+        return ExitStatus::Usage.code();
     }
     let mut values = Vec::with_capacity(params.len());
     for (text, ty) in request.args.iter().zip(&params) {
@@ -184,7 +215,7 @@ pub fn run_module<H: RuntimeHal, O: JobOutput + ?Sized>(
             Some(value) => values.push(value),
             None => {
                 output.err(&format!("error: `{text}` is not a valid {ty}"));
-                return ExitStatus::Usage;
+                return ExitStatus::Usage.code();
             }
         }
     }
@@ -193,9 +224,9 @@ pub fn run_module<H: RuntimeHal, O: JobOutput + ?Sized>(
             for value in results {
                 output.out(&format_value(&value));
             }
-            ExitStatus::Success
+            ExitStatus::Success.code()
         }
-        Err(error) => report_trap(&error, output),
+        Err(error) => failed(&error),
     }
 }
 

@@ -13,9 +13,44 @@ pub mod boot;
 pub mod console;
 pub mod hal;
 pub mod job;
+pub mod kernel;
+pub mod process;
+pub mod sched;
 pub mod spec;
 pub mod spectest;
+pub mod sync;
+pub mod syscall;
 pub mod wasm;
+
+/// Everything the kernel needs of its platform: the HAL traits together, on a value that
+/// lives for the whole boot and is shared by every CPU.
+pub trait KernelHal:
+    wasm::runtime::RuntimeHal
+    + hal::ExecutionContexts
+    + hal::Interrupts
+    + hal::Clock
+    + hal::Console
+    + hal::Machine
+    + hal::BootInfo
+    + Sync
+    + Send
+    + 'static
+{
+}
+
+impl<H> KernelHal for H where
+    H: wasm::runtime::RuntimeHal
+        + hal::ExecutionContexts
+        + hal::Interrupts
+        + hal::Clock
+        + hal::Console
+        + hal::Machine
+        + hal::BootInfo
+        + Sync
+        + Send
+        + 'static
+{
+}
 
 /// The kernel's name and version, as printed in the boot banner.
 pub const KERNEL_NAME: &str = concat!("k23-wasm kernel-core ", env!("CARGO_PKG_VERSION"));

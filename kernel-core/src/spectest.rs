@@ -209,7 +209,7 @@ fn spectest_module<H: RuntimeHal>(
             params: params.into(),
             results: Box::new([]),
         };
-        let func: Func = store.new_host_func(ty, Box::new(|_, _| Ok(())));
+        let func: Func = store.new_host_func(ty, Box::new(|_, _, _| Ok(())));
         exports.insert(name, Extern::Func(func));
     }
     let globals = [

@@ -1,22 +1,89 @@
-//! `sim` without arguments: boot kernel-core on the hosted HAL and report the platform.
+//! Booting the hosted kernel: `sim` without arguments, `sim boot`, and the hosted
+//! half of `sim run` and `sim wast`.
+//!
+//! Every command that runs WebAssembly builds a boot image (`kernel_core::boot::image`)
+//! and hands it to [`kernel_core::boot::main`] on a [`HostedHal`]: the same boot path the
+//! RISC-V kernel takes under `sim qemu`. The kernel ends the process with its status.
+
+use std::path::{Path, PathBuf};
 
 use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::hal::Console;
+use kernel_core::boot::image::{BootImage, BootRequest, Job, KernelOptions, Program};
 
 use crate::exit::Status;
+use crate::module_file;
 
-/// Boots, prints the banner and platform report, checks the virtual memory HAL, and ends.
-pub fn run() -> Status {
-    let hal = HostedHal::new(HostedConfig::default());
-    kernel_core::boot::announce(&hal);
-    match kernel_core::boot::check_virtual_memory(&hal) {
-        Ok(()) => {
-            hal.write_bytes(b"virtual memory: reserve, commit, protect, decommit, release ok\n");
-            Status::Success
-        }
-        Err(error) => {
-            eprintln!("kernel failure: virtual memory self-check failed: {error}");
-            Status::KernelFailure
+/// How the hosted kernel is set up, from the command line.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct KernelArgs {
+    /// Number of simulated CPUs (default: one per host CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub cpus: Option<u16>,
+    /// CPU time each process may use, in seconds; past it the process ends with the trap
+    /// `interrupted`.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub cpu_limit: Option<u64>,
+}
+
+impl KernelArgs {
+    /// The kernel's options for these arguments.
+    pub fn options(self) -> KernelOptions {
+        KernelOptions {
+            cpu_limit_ns: self.cpu_limit,
         }
     }
+}
+
+/// Parses a positive number of seconds into nanoseconds.
+fn parse_seconds(text: &str) -> Result<u64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+        return Err(format!("`{text}` is not a positive number of seconds"));
+    }
+    // Within range by the check above; the cast rounds toward zero.
+    Ok((seconds * 1e9) as u64)
+}
+
+/// Boots the hosted kernel with `image` (`None`: the platform self-check) on `cpus` CPUs.
+/// The kernel ends the process.
+pub fn hosted(image: Option<&BootImage>, cpus: Option<u16>) -> ! {
+    let hal = HostedHal::new(HostedConfig {
+        cpus: cpus.map(usize::from),
+        boot_image: image.map(BootImage::encode),
+        ..HostedConfig::default()
+    });
+    kernel_core::boot::main(hal)
+}
+
+/// The boot image of `sim boot INIT [PROGRAM...]`: each program named by its file stem.
+///
+/// # Errors
+/// The status to exit with, after the problem was reported on stderr.
+pub fn boot_image(
+    init: &Path,
+    programs: &[PathBuf],
+    options: KernelOptions,
+) -> Result<BootImage, Status> {
+    let mut loaded: Vec<Program> = Vec::with_capacity(programs.len() + 1);
+    for path in std::iter::once(init).chain(programs.iter().map(PathBuf::as_path)) {
+        let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            eprintln!("error: {}: no usable file name", path.display());
+            return Err(Status::Usage);
+        };
+        if loaded.iter().any(|program| program.name == name) {
+            eprintln!("error: two boot programs are named `{name}`");
+            return Err(Status::Usage);
+        }
+        let module = module_file::read(path)?;
+        loaded.push(Program {
+            name: name.to_owned(),
+            module,
+        });
+    }
+    Ok(BootImage {
+        options,
+        job: Job::Boot(BootRequest { programs: loaded }),
+    })
 }

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// What to do; without a subcommand, boot the hosted kernel and report what it found.
+    /// What to do; without a subcommand, boot the hosted kernel and check the platform.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,6 +44,21 @@ enum Command {
         /// Arguments of the call (integers in decimal or 0x hex, floats).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// CPUs and limits of the kernel the module runs in.
+        #[command(flatten)]
+        kernel: boot::KernelArgs,
+    },
+    /// Boot the kernel with these programs (named by file stem, for `spawn`) and start the
+    /// first as the init process; ends when no process is left, printing one exit line per
+    /// process on stderr.
+    Boot {
+        /// The init program (`.wasm` or `.wat`).
+        init: PathBuf,
+        /// More boot programs, which processes start with `spawn`.
+        programs: Vec<PathBuf>,
+        /// CPUs and limits of the kernel.
+        #[command(flatten)]
+        kernel: boot::KernelArgs,
     },
     /// Run spec scripts (`.wast`) and print `N passed, M failed`.
     Wast {
@@ -54,7 +69,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "v2")]
         spec: wast::SpecVersion,
     },
-    /// Do the work of `run` or `wast` in the RISC-V kernel under QEMU.
+    /// Do the work of `run`, `wast` or `boot` in the RISC-V kernel under QEMU.
     Qemu(qemu::QemuArgs),
 }
 
@@ -62,13 +77,26 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let status = match cli.command {
-        None => boot::run(),
-        Some(Command::Layout { file, json }) => layout::run(&file, json),
-        Some(Command::Run { file, invoke, args }) => run::run(&file, invoke.as_deref(), &args),
-        Some(Command::Wast { files, spec }) => wast::run(&files, spec),
+        None => boot::hosted(None, None),
+        Some(Command::Layout { file, json }) => layout::run(&file, json).code(),
+        Some(Command::Run {
+            file,
+            invoke,
+            args,
+            kernel,
+        }) => run::run(&file, invoke.as_deref(), &args, kernel).code(),
+        Some(Command::Boot {
+            init,
+            programs,
+            kernel,
+        }) => match boot::boot_image(&init, &programs, kernel.options()) {
+            Ok(image) => boot::hosted(Some(&image), kernel.cpus),
+            Err(status) => status.code(),
+        },
+        Some(Command::Wast { files, spec }) => wast::run(&files, spec).code(),
         Some(Command::Qemu(args)) => qemu::run(args),
     };
-    exit::exit_code(status)
+    ExitCode::from(status)
 }
 
 /// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`).

@@ -1,8 +1,9 @@
-//! `sim qemu run|wast ...`: the work of `sim run` and `sim wast`, done by the RISC-V
-//! kernel (`hal-riscv`) in `qemu-system-riscv64 -machine virt`.
+//! `sim qemu run|wast|boot ...`: the work of `sim run`, `sim wast` and `sim boot`, done by
+//! the RISC-V kernel (`hal-riscv`) in `qemu-system-riscv64 -machine virt`.
 //!
 //! The host converts its inputs (module text to binary, spec scripts to commands) into a
-//! boot bundle (`kernel_core::boot::image`), passes it to QEMU as the initrd, shows the
+//! boot image (`kernel_core::boot::image`) exactly as the hosted command does, passes it
+//! to QEMU as the initrd (`--cpus N` becomes `-smp N`), shows the
 //! console from the kernel's [`CONSOLE_BEGIN`] line on (OpenSBI's banner comes before it),
 //! sends lines marked [`STDERR_PREFIX`] to standard error, and exits with the status the
 //! kernel powered off with: the hosted command's status. `sim qemu wast` boots one QEMU
@@ -23,10 +24,13 @@ use std::time::{Duration, Instant, SystemTime};
 use std::{fs, io, thread};
 
 use clap::{Args, Subcommand};
-use kernel_core::boot::image::{BootImage, CONSOLE_BEGIN, RunRequest, STDERR_PREFIX, WastRequest};
+use kernel_core::boot::image::{
+    BootImage, CONSOLE_BEGIN, Job, KernelOptions, STDERR_PREFIX, WastRequest,
+};
+
+use crate::boot::KernelArgs;
 
 use crate::exit::Status;
-use crate::module_file;
 use crate::wast::SpecVersion;
 
 /// The QEMU binary.
@@ -63,6 +67,19 @@ pub enum QemuCommand {
         /// Arguments of the call (integers in decimal or 0x hex, floats).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// CPUs (harts) and limits of the kernel.
+        #[command(flatten)]
+        kernel: KernelArgs,
+    },
+    /// Boot the kernel with these programs, as `sim boot` does.
+    Boot {
+        /// The init program (`.wasm` or `.wat`).
+        init: PathBuf,
+        /// More boot programs, which processes start with `spawn`.
+        programs: Vec<PathBuf>,
+        /// CPUs (harts) and limits of the kernel.
+        #[command(flatten)]
+        kernel: KernelArgs,
     },
     /// Run spec scripts in the kernel, as `sim wast` does; one QEMU per script.
     Wast {
@@ -78,51 +95,58 @@ pub enum QemuCommand {
     },
 }
 
-/// Runs `sim qemu`.
-pub fn run(options: QemuArgs) -> Status {
+/// Runs `sim qemu`; returns the exit code.
+pub fn run(options: QemuArgs) -> u8 {
     let timeout = Duration::from_secs(options.timeout);
     match options.command {
-        QemuCommand::Run { file, invoke, args } => {
-            run_module(options.kernel, &file, invoke, args, timeout)
-        }
+        QemuCommand::Run {
+            file,
+            invoke,
+            args,
+            kernel,
+        } => match crate::run::image(&file, invoke.as_deref(), &args, kernel) {
+            Ok(image) => run_image(options.kernel, &file, &image, kernel.cpus, timeout),
+            Err(status) => status.code(),
+        },
+        QemuCommand::Boot {
+            init,
+            programs,
+            kernel,
+        } => match crate::boot::boot_image(&init, &programs, kernel.options()) {
+            Ok(image) => run_image(options.kernel, &init, &image, kernel.cpus, timeout),
+            Err(status) => status.code(),
+        },
         QemuCommand::Wast { files, spec, jobs } => {
             let jobs = jobs
                 .or_else(|| thread::available_parallelism().ok().map(usize::from))
                 .unwrap_or(1)
                 .max(1);
-            run_scripts(options.kernel, &files, spec, jobs, timeout)
+            run_scripts(options.kernel, &files, spec, jobs, timeout).code()
         }
     }
 }
 
-/// `sim qemu run`.
-fn run_module(
+/// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
+/// arrives.
+fn run_image(
     kernel: Option<PathBuf>,
     path: &Path,
-    invoke: Option<String>,
-    args: Vec<String>,
+    image: &BootImage,
+    cpus: Option<u16>,
     timeout: Duration,
-) -> Status {
-    let module = match module_file::read(path) {
-        Ok(module) => module,
-        Err(status) => return status,
-    };
-    let bundle = BootImage::Run(RunRequest {
-        path: path.display().to_string(),
-        module,
-        invoke,
-        args,
-    });
+) -> u8 {
     let kernel = match prepare(kernel) {
         Ok(kernel) => kernel,
-        Err(status) => return status,
+        Err(status) => return status.code(),
     };
-    let outcome = boot(&kernel, &bundle.encode(), timeout, |line| line.print());
+    let outcome = boot(&kernel, &image.encode(), cpus.unwrap_or(1), timeout, |line| {
+        line.print();
+    });
     match outcome.finish() {
-        Ok(status) => status,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {}: {message}", path.display());
-            Status::KernelFailure
+            Status::KernelFailure.code()
         }
     }
 }
@@ -145,10 +169,13 @@ fn run_scripts(
     let work: Vec<Vec<u8>> = scripts
         .into_iter()
         .map(|script| {
-            BootImage::Wast(WastRequest {
-                features: features.bits(),
-                scripts: vec![script],
-            })
+            BootImage {
+                options: KernelOptions::default(),
+                job: Job::Wast(WastRequest {
+                    features: features.bits(),
+                    scripts: vec![script],
+                }),
+            }
             .encode()
         })
         .collect();
@@ -172,8 +199,8 @@ fn run_scripts(
         for line in &lines {
             line.print();
         }
-        match (counts, outcome.finish()) {
-            (Some((p, f)), Ok(Status::Success | Status::ScriptFailures)) => {
+        match (counts, outcome.finish().map(Status::from_code)) {
+            (Some((p, f)), Ok(Some(Status::Success | Status::ScriptFailures))) => {
                 passed += p;
                 failed += f;
             }
@@ -184,7 +211,7 @@ fn run_scripts(
             (_, Ok(status)) => {
                 eprintln!(
                     "error: {path}: the kernel ended with status {} and no counts",
-                    status as u8
+                    status.map_or(-1, |status| i32::from(status.code()))
                 );
                 kernel_failed = true;
             }
@@ -226,7 +253,7 @@ fn run_parallel(
                 let Some(bundle) = work.get(index) else {
                     return;
                 };
-                let result = boot(&kernel, bundle, timeout, |_| {});
+                let result = boot(&kernel, bundle, 1, timeout, |_| {});
                 if sender.send((index, result)).is_err() {
                     return;
                 }
@@ -297,8 +324,8 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// The kernel's status, or why there is none.
-    fn finish(&self) -> Result<Status, String> {
+    /// The kernel's exit code, or why there is none.
+    fn finish(&self) -> Result<u8, String> {
         if let Some(problem) = &self.problem {
             return Err(problem.clone());
         }
@@ -311,16 +338,20 @@ impl Outcome {
         let code = self
             .exit_code
             .ok_or_else(|| String::from("QEMU was killed by a signal"))?;
-        u8::try_from(code)
-            .ok()
-            .and_then(Status::from_code)
-            .ok_or_else(|| format!("QEMU exited with status {code}"))
+        u8::try_from(code).map_err(|_| format!("QEMU exited with status {code}"))
     }
 }
 
-/// Boots `kernel` with `bundle` as its initrd, calls `on_line` with every line after the
-/// marker as it arrives, and gathers the outcome. Kills QEMU after `timeout`.
-fn boot(kernel: &Path, bundle: &[u8], timeout: Duration, on_line: impl Fn(&Line)) -> Outcome {
+/// Boots `kernel` on `cpus` harts with `bundle` as its initrd, calls `on_line` with every
+/// line after the marker as it arrives, and gathers the outcome. Kills QEMU after
+/// `timeout`.
+fn boot(
+    kernel: &Path,
+    bundle: &[u8],
+    cpus: u16,
+    timeout: Duration,
+    on_line: impl Fn(&Line),
+) -> Outcome {
     let mut outcome = Outcome {
         lines: Vec::new(),
         begun: false,
@@ -335,7 +366,7 @@ fn boot(kernel: &Path, bundle: &[u8], timeout: Duration, on_line: impl Fn(&Line)
             return outcome;
         }
     };
-    let mut child = match qemu_command(kernel, &bundle_file.path).spawn() {
+    let mut child = match qemu_command(kernel, &bundle_file.path, cpus).spawn() {
         Ok(child) => child,
         Err(error) => {
             outcome.problem = Some(qemu_spawn_error(&error));
@@ -414,8 +445,8 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
-/// The QEMU command line for `kernel` with the initrd `bundle`.
-fn qemu_command(kernel: &Path, bundle: &Path) -> Command {
+/// The QEMU command line for `kernel` on `cpus` harts with the initrd `bundle`.
+fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
     let mut command = Command::new(QEMU);
     command
         .args([
@@ -424,7 +455,9 @@ fn qemu_command(kernel: &Path, bundle: &Path) -> Command {
             "-cpu",
             "rv64,v=true,vlen=128,vext_spec=v1.0",
         ])
-        .args(["-nographic", "-bios", "default", "-m", "2G", "-smp", "1"])
+        .args(["-nographic", "-bios", "default", "-m", "2G"])
+        .arg("-smp")
+        .arg(cpus.to_string())
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -597,10 +630,12 @@ mod tests {
             problem: None,
             preamble: String::new(),
         };
-        assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap));
-        assert_eq!(outcome(Some(7), true).finish(), Ok(Status::ScriptFailures));
+        assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap.code()));
+        assert_eq!(outcome(Some(7), true).finish(), Ok(7));
+        // A program's own exit code passes through.
+        assert_eq!(outcome(Some(99), true).finish(), Ok(99));
         assert!(outcome(Some(0), false).finish().is_err());
         assert!(outcome(None, true).finish().is_err());
-        assert!(outcome(Some(99), true).finish().is_err());
+        assert!(outcome(Some(256), true).finish().is_err());
     }
 }

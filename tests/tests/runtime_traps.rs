@@ -304,7 +304,7 @@ fn host_functions_are_called_and_their_failures_are_traps() {
     };
     let host = store.new_host_func(
         ty,
-        Box::new(|args, results| match args {
+        Box::new(|_, args, results| match args {
             [Val::I32(a), Val::I64(b)] if *a >= 0 => {
                 results[0] = Val::I64(i64::from(*a) * b);
                 Ok(())
@@ -374,7 +374,7 @@ fn unlinkable_and_failing_instantiations_are_errors() {
             params: Box::new([]),
             results: Box::new([]),
         },
-        Box::new(|_, _| Ok(())),
+        Box::new(|_, _, _| Ok(())),
     );
     assert!(store.instantiate(&module, &[Extern::Func(wrong)]).is_err());
 

@@ -1,18 +1,20 @@
-//! The boot image: work for the kernel, encoded on the host, passed as an
-//! initrd, decoded in the kernel.
+//! The boot image: what the kernel is to do (run a module, run spec scripts, boot a set of
+//! programs), with its settings; encoded by `sim`, decoded by the kernel's boot path.
 //!
-//! `sim qemu` converts its inputs on the host (module text to binary, spec scripts to
-//! [`Command`]s with `sim::wast_script`) and encodes them with [`BootImage::encode`]; the
-//! kernel finds the bytes in memory and reads them back with [`BootImage::decode`]. Both
+//! `sim` converts its inputs on the host (module text to binary, spec scripts to
+//! [`Command`]s with `sim::wast_script`) and encodes them with [`BootImage::encode`].
+//! Hosted, the bytes go to the HAL in memory; under QEMU they are the initrd. The kernel's
+//! boot path ([`crate::boot::main`]) reads them back with [`BootImage::decode`]. Both
 //! sides are built from this one module, so the format needs no negotiation beyond the
 //! magic and [`FORMAT_VERSION`].
 //!
 //! # Format
 //!
 //! ```text
-//! bundle  := MAGIC version:u8 kind:u8 body
+//! image   := MAGIC version:u8 cpu_limit_ns:option<u64> kind:u8 body
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
+//! boot    := programs:vec<name:str module:bytes>                        (kind 3)
 //! u32/u64 := unsigned LEB128        u128 := 16 bytes, little-endian
 //! bytes   := len:u32 byte*          str := bytes, UTF-8
 //! option  := 0 | 1 value            vec := count:u32 value*
@@ -41,21 +43,55 @@ use crate::spec::{Expected, FloatPattern, RefKind, SpecValue, V128Pattern};
 pub const MAGIC: [u8; 8] = *b"K23WBNDL";
 
 /// The version of the format this module writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// The line the kernel prints just before the job's output.
 pub const CONSOLE_BEGIN: &str = "k23-bundle: begin";
 
-/// The byte that starts a console line meant for standard error (ASCII "record separator").
-pub const STDERR_PREFIX: u8 = 0x1e;
+pub use crate::hal::STDERR_PREFIX;
 
-/// Work for the kernel.
+/// What the kernel boots: its settings and its work.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootImage {
-    /// `sim run`: one module, optionally one export to call.
+pub struct BootImage {
+    /// The kernel's settings.
+    pub options: KernelOptions,
+    /// What to do.
+    pub job: Job,
+}
+
+/// Settings of the kernel for one boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelOptions {
+    /// CPU time each process may use before it is ended with `interrupted`; `None` for no
+    /// limit.
+    pub cpu_limit_ns: Option<u64>,
+}
+
+/// The work of one boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// `sim run`: one module run as a process, optionally one export to call.
     Run(RunRequest),
-    /// `sim wast`: spec scripts, already converted to commands.
+    /// `sim wast`: spec scripts, already converted to commands, run by one process.
     Wast(WastRequest),
+    /// `sim boot`: programs in the boot image, the first started as the init process.
+    Boot(BootRequest),
+}
+
+/// `sim boot INIT [PROGRAM...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootRequest {
+    /// The boot programs, init first. `spawn` finds the others by name.
+    pub programs: Vec<Program>,
+}
+
+/// A program of the boot image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The name `spawn` knows it by (the file stem).
+    pub name: String,
+    /// The binary module.
+    pub module: Vec<u8>,
 }
 
 /// `sim run FILE [--invoke NAME] [ARGS...]`.
@@ -109,10 +145,12 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// The `kind` byte of a [`BootImage::Run`].
+/// The `kind` byte of a [`Job::Run`].
 const KIND_RUN: u8 = 1;
-/// The `kind` byte of a [`BootImage::Wast`].
+/// The `kind` byte of a [`Job::Wast`].
 const KIND_WAST: u8 = 2;
+/// The `kind` byte of a [`Job::Boot`].
+const KIND_BOOT: u8 = 3;
 
 impl BootImage {
     /// The bundle's bytes.
@@ -121,15 +159,23 @@ impl BootImage {
         let mut out = Writer(Vec::new());
         out.0.extend_from_slice(&MAGIC);
         out.byte(FORMAT_VERSION);
-        match self {
-            BootImage::Run(run) => {
+        out.option(self.options.cpu_limit_ns.as_ref(), |out, value| out.u64(*value));
+        match &self.job {
+            Job::Run(run) => {
                 out.byte(KIND_RUN);
                 out.str(&run.path);
                 out.bytes(&run.module);
                 out.option(run.invoke.as_deref(), Writer::str);
                 out.vec(&run.args, |out, arg| out.str(arg));
             }
-            BootImage::Wast(wast) => {
+            Job::Boot(boot) => {
+                out.byte(KIND_BOOT);
+                out.vec(&boot.programs, |out, program| {
+                    out.str(&program.name);
+                    out.bytes(&program.module);
+                });
+            }
+            Job::Wast(wast) => {
                 out.byte(KIND_WAST);
                 out.u64(wast.features);
                 out.vec(&wast.scripts, |out, script| {
@@ -152,16 +198,28 @@ impl BootImage {
             return Err(input.error_at(0, "the bundle magic"));
         }
         if input.byte("the format version")? != FORMAT_VERSION {
-            return Err(input.error_at(MAGIC.len(), "format version 1"));
+            return Err(input.error_at(MAGIC.len(), "format version 2"));
         }
-        match input.byte("the bundle kind")? {
-            KIND_RUN => Ok(BootImage::Run(RunRequest {
+        let options = KernelOptions {
+            cpu_limit_ns: input.option(Reader::u64)?,
+        };
+        let kind_offset = input.offset;
+        let job = match input.byte("the bundle kind")? {
+            KIND_RUN => Job::Run(RunRequest {
                 path: input.string()?,
                 module: input.byte_vec()?,
                 invoke: input.option(Reader::string)?,
                 args: input.vec(Reader::string)?,
-            })),
-            KIND_WAST => Ok(BootImage::Wast(WastRequest {
+            }),
+            KIND_BOOT => Job::Boot(BootRequest {
+                programs: input.vec(|input| {
+                    Ok(Program {
+                        name: input.string()?,
+                        module: input.byte_vec()?,
+                    })
+                })?,
+            }),
+            KIND_WAST => Job::Wast(WastRequest {
                 features: input.u64()?,
                 scripts: input.vec(|input| {
                     Ok(Script {
@@ -169,9 +227,10 @@ impl BootImage {
                         commands: input.vec(Reader::command)?,
                     })
                 })?,
-            })),
-            _ => Err(input.error_at(MAGIC.len() + 1, "bundle kind 1 or 2")),
-        }
+            }),
+            _ => return Err(input.error_at(kind_offset, "bundle kind 1, 2 or 3")),
+        };
+        Ok(Self { options, job })
     }
 
     /// Whether `bytes` start with the bundle magic (as opposed to no initrd, or another
@@ -894,8 +953,16 @@ mod tests {
             .collect()
     }
 
+    /// An image of `job` with no options.
+    fn image(job: Job) -> BootImage {
+        BootImage {
+            options: KernelOptions::default(),
+            job,
+        }
+    }
+
     fn wast_bundle() -> BootImage {
-        BootImage::Wast(WastRequest {
+        image(Job::Wast(WastRequest {
             features: 0x8000_0000_0001_2345,
             scripts: vec![
                 Script {
@@ -907,27 +974,47 @@ mod tests {
                     commands: Vec::new(),
                 },
             ],
-        })
+        }))
     }
 
     fn run_bundle() -> BootImage {
-        BootImage::Run(RunRequest {
-            path: "fac.wat".to_string(),
-            module: (0..=255).collect(),
-            invoke: name("fac"),
-            args: vec!["20".to_string(), "-0x1".to_string(), String::new()],
-        })
+        BootImage {
+            options: KernelOptions {
+                cpu_limit_ns: Some(1_500_000_000),
+            },
+            job: Job::Run(RunRequest {
+                path: "fac.wat".to_string(),
+                module: (0..=255).collect(),
+                invoke: name("fac"),
+                args: vec!["20".to_string(), "-0x1".to_string(), String::new()],
+            }),
+        }
+    }
+
+    fn boot_bundle() -> BootImage {
+        image(Job::Boot(BootRequest {
+            programs: vec![
+                Program {
+                    name: "init".to_string(),
+                    module: vec![0, 0x61, 0x73, 0x6d],
+                },
+                Program {
+                    name: String::new(),
+                    module: Vec::new(),
+                },
+            ],
+        }))
     }
 
     #[test]
     fn round_trips() {
-        let no_invoke = BootImage::Run(RunRequest {
+        let no_invoke = image(Job::Run(RunRequest {
             path: "x.wasm".to_string(),
             module: Vec::new(),
             invoke: None,
             args: Vec::new(),
-        });
-        for bundle in [wast_bundle(), run_bundle(), no_invoke] {
+        }));
+        for bundle in [wast_bundle(), run_bundle(), boot_bundle(), no_invoke] {
             let bytes = bundle.encode();
             assert!(BootImage::is_boot_image(&bytes));
             assert_eq!(BootImage::decode(&bytes), Ok(bundle.clone()));
@@ -940,7 +1027,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        for bundle in [wast_bundle(), run_bundle()] {
+        for bundle in [wast_bundle(), run_bundle(), boot_bundle()] {
             let bytes = bundle.encode();
             for len in 0..bytes.len() {
                 assert!(
@@ -975,18 +1062,21 @@ mod tests {
         bytes[MAGIC.len()] = FORMAT_VERSION + 1;
         assert_eq!(
             BootImage::decode(&bytes).unwrap_err().expected,
-            "format version 1"
+            "format version 2"
         );
         bytes[MAGIC.len()] = FORMAT_VERSION;
-        bytes[MAGIC.len() + 1] = 9;
-        assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, MAGIC.len() + 1);
+        // The run bundle has a CPU limit: option tag 1 and its LEB128 bytes come first.
+        let kind = MAGIC.len() + 2 + 5;
+        assert_eq!(bytes[kind], KIND_RUN);
+        bytes[kind] = 9;
+        assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, kind);
     }
 
     #[test]
     fn counts_larger_than_the_input_are_refused() {
         // A Run bundle whose path claims 2^32 - 1 bytes.
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&[FORMAT_VERSION, KIND_RUN, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        bytes.extend_from_slice(&[FORMAT_VERSION, 0, KIND_RUN, 0xff, 0xff, 0xff, 0xff, 0x0f]);
         let error = BootImage::decode(&bytes).unwrap_err();
         assert_eq!(error.expected, "a count that fits the bytes left");
     }
@@ -1032,7 +1122,7 @@ mod tests {
         for _ in 0..=MAX_EITHER_DEPTH {
             pattern = Expected::Either(vec![pattern]);
         }
-        let bundle = BootImage::Wast(WastRequest {
+        let bundle = image(Job::Wast(WastRequest {
             features: 0,
             scripts: vec![Script {
                 path: "deep.wast".to_string(),
@@ -1044,7 +1134,7 @@ mod tests {
                     },
                 }],
             }],
-        });
+        }));
         assert!(BootImage::decode(&bundle.encode()).is_err());
     }
 }

@@ -1,15 +1,213 @@
-//! The boot sequence shared by every platform: the banner, the report of what the platform
-//! offers, and a self-check of the virtual memory HAL.
+//! The kernel's one boot path, shared by every platform: from the boot information to
+//! shutdown with a status once no process is left.
+//!
+//! `sim` (hosted) and the hal-riscv kernel binary each build their HAL and call [`main`];
+//! neither holds boot logic of its own. [`main`] reads the boot image ([`image`]), makes
+//! the engine and the [`Kernel`], compiles the boot programs, starts the first process
+//! (the init program of `sim boot`, or the job process of `sim run` and `sim wast`),
+//! starts the other CPUs, runs the scheduler on every CPU and, once the last process has
+//! ended, shuts the machine down: with status 0 after `sim boot`, with the job's status
+//! after a job. Without a boot image the kernel checks its platform and powers off.
 
 pub mod image;
 
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::ptr::NonNull;
 
+use self::image::{BootImage, Job, RunRequest, WastRequest};
+use crate::KernelHal;
 use crate::console::ConsoleWriter;
 use crate::hal::{
-    BootInfo, Clock, Console, Cpus, Isa, MemoryError, MemoryKind, Protection, VirtualMemory,
+    BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryError, MemoryKind, Protection,
+    VirtualMemory,
 };
+use crate::job::{self, ConsoleOutput, ExitStatus};
+use crate::kernel::{BootProgram, Kernel, ProgramSpawnError};
+use crate::process::program::ProgramEnvironment;
+use crate::process::{Process, ProcessExit, ProcessMain};
+use crate::sched;
+use crate::wasm::env::WASM2_FEATURES;
+use crate::wasm::runtime::{Engine, EngineConfig, Module};
+
+/// The stack of a job's process (`sim run`, `sim wast`): it compiles modules, which needs
+/// more room than running them.
+pub const JOB_STACK_SIZE: usize = 8 * 1024 * 1024;
+
+/// Boots the kernel on `hal` and never returns: the machine is shut down with the boot's
+/// status (see the [module documentation](self)).
+pub fn main<H: KernelHal>(hal: H) -> ! {
+    let (hal, status) = run(hal);
+    hal.shutdown(status)
+}
+
+/// Boots the kernel on `hal`, runs it until no process is left, and returns the boot's
+/// status with the platform (which the kernel keeps for good). [`main`] then shuts the
+/// machine down; a benchmark or test may boot again instead. CPUs other than the first
+/// stay parked in their scheduler loop's end, so only the first boot may use them.
+pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
+    let image = match hal.boot_image().map(BootImage::decode) {
+        None => {
+            let status = self_check(&hal);
+            return (Box::leak(Box::new(hal)), status);
+        }
+        Some(Ok(image)) => image,
+        Some(Err(error)) => {
+            report_failure(&hal, format_args!("cannot read the boot image: {error}"));
+            return (Box::leak(Box::new(hal)), ExitStatus::KernelFailure.code());
+        }
+    };
+    hal.install_timer_handler(sched::on_timer);
+    let engine: &'static Engine<H> = Box::leak(Box::new(Engine::new(hal, EngineConfig::default())));
+    let hal = engine.hal();
+    let is_boot = matches!(image.job, Job::Boot(_));
+    let programs = match &image.job {
+        Job::Boot(request) => request
+            .programs
+            .iter()
+            .map(|program| load_program(engine, &program.name, &program.module))
+            .collect(),
+        Job::Run(_) | Job::Wast(_) => Vec::new(),
+    };
+    let kernel: &'static Kernel<H> =
+        Box::leak(Box::new(Kernel::new(engine, programs, image.options, is_boot)));
+    let started = match image.job {
+        Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
+        Job::Wast(request) => spawn_job(kernel, "wast", wast_job(request)),
+        Job::Boot(request) => start_init(kernel, request.programs.first().map(|p| p.name.as_str())),
+    };
+    if let Err(status) = started {
+        return (hal, status.code());
+    }
+    for cpu in 1..hal.cpu_count() {
+        // CPU numbers are below `cpu_count`, which the HAL keeps small.
+        let cpu = CpuId(u32::try_from(cpu).unwrap_or(u32::MAX));
+        let arg = core::ptr::from_ref(kernel) as usize;
+        if let Err(error) = hal.start_cpu(cpu, cpu_entry::<H>, arg) {
+            // The kernel runs on the CPUs it has; one that will not start is reported.
+            report_failure(hal, format_args!("cannot start CPU {}: {error:?}", cpu.0));
+        }
+    }
+    kernel.scheduler().run_cpu();
+    let status = if is_boot {
+        0
+    } else {
+        job::exit_code_byte(kernel.last_status())
+    };
+    (hal, status)
+}
+
+/// Where every CPU but the first starts: runs its scheduler loop, then waits for the
+/// machine to be shut down.
+fn cpu_entry<H: KernelHal>(_cpu: CpuId, arg: usize) -> ! {
+    // Safety: `main` passes the address of the leaked, never freed kernel.
+    let kernel: &'static Kernel<H> = unsafe { &*(arg as *const Kernel<H>) };
+    kernel.scheduler().run_cpu();
+    loop {
+        kernel.hal().wait_for_interrupt();
+    }
+}
+
+/// Compiles boot program `name`; a failure is reported now and kept for `spawn`.
+fn load_program<H: KernelHal>(
+    engine: &'static Engine<H>,
+    name: &str,
+    bytes: &[u8],
+) -> BootProgram<H> {
+    let module = Module::new(engine, bytes, WASM2_FEATURES).map_err(|error| {
+        let message = format!("error: boot program {name}: {error}\n");
+        engine.hal().write_error_bytes(message.as_bytes());
+        error.to_string()
+    });
+    BootProgram {
+        name: String::from(name),
+        module,
+    }
+}
+
+/// Starts the init program `name`, or says why it cannot start.
+fn start_init<H: KernelHal>(
+    kernel: &'static Kernel<H>,
+    name: Option<&str>,
+) -> Result<(), ExitStatus> {
+    let hal = kernel.hal();
+    let Some(name) = name else {
+        hal.write_error_bytes(b"error: no boot programs\n");
+        return Err(ExitStatus::Usage);
+    };
+    match kernel.spawn_program(name) {
+        Ok(_) => Ok(()),
+        // The load error was printed when the program was compiled.
+        Err(ProgramSpawnError::LoadFailed) => Err(ExitStatus::InvalidModule),
+        Err(ProgramSpawnError::NoSuchProgram) => Err(ExitStatus::Usage),
+        Err(ProgramSpawnError::OutOfMemory) => {
+            report_failure(hal, format_args!("no memory for the init process"));
+            Err(ExitStatus::KernelFailure)
+        }
+    }
+}
+
+/// Starts a job's process.
+fn spawn_job<H: KernelHal>(
+    kernel: &'static Kernel<H>,
+    name: &str,
+    main: ProcessMain<H>,
+) -> Result<(), ExitStatus> {
+    Process::spawn(kernel, name, JOB_STACK_SIZE, main)
+        .map(drop)
+        .map_err(|_| {
+            report_failure(kernel.hal(), format_args!("no memory for the job process"));
+            ExitStatus::KernelFailure
+        })
+}
+
+/// The process of `sim run`: the module with the syscalls, its export or `_start`.
+fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
+    Box::new(move |process| {
+        let kernel = process.kernel();
+        let output = ConsoleOutput(kernel.hal());
+        let code = job::run_module(
+            kernel.engine(),
+            &request,
+            &output,
+            &ProgramEnvironment(process),
+        );
+        ProcessExit::Code(i32::from(code))
+    })
+}
+
+/// The process of `sim wast`: every script, then the counts.
+fn wast_job<H: KernelHal>(request: WastRequest) -> ProcessMain<H> {
+    Box::new(move |process| {
+        let kernel = process.kernel();
+        let status = job::run_scripts(kernel.engine(), &request, &ConsoleOutput(kernel.hal()));
+        ProcessExit::Code(i32::from(status.code()))
+    })
+}
+
+/// Without a boot image: prints the banner and the platform report and checks the
+/// platform; returns 0 when every check passed.
+fn self_check<H: KernelHal>(hal: &H) -> u8 {
+    announce(hal);
+    let mut out = ConsoleWriter(hal);
+    if let Err(error) = check_virtual_memory(hal) {
+        report_failure(hal, format_args!("virtual memory self-check: {error}"));
+        return ExitStatus::KernelFailure.code();
+    }
+    // Writing to a console cannot fail (ConsoleWriter always returns Ok).
+    let _ = writeln!(out, "self-check: virtual memory ok");
+    let _ = writeln!(out, "self-check: ok");
+    0
+}
+
+/// Reports a failure of the kernel itself on the error stream.
+fn report_failure<H: Console + ?Sized>(hal: &H, message: core::fmt::Arguments<'_>) {
+    let line = format!("kernel failure: {message}\n");
+    hal.write_error_bytes(line.as_bytes());
+}
 
 /// What kernel-core found on the platform at boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +223,7 @@ pub struct BootReport {
 }
 
 /// Prints the boot banner and the platform report to the console and returns the report.
-pub fn announce<H: Console + Cpus + BootInfo + Clock>(hal: &H) -> BootReport {
+pub fn announce<H: Console + Cpus + BootInfo + Clock + ?Sized>(hal: &H) -> BootReport {
     let usable_memory = hal
         .memory_map()
         .iter()
@@ -62,7 +260,7 @@ pub fn announce<H: Console + Cpus + BootInfo + Clock>(hal: &H) -> BootReport {
 /// # Errors
 /// The first [`MemoryError`] the HAL reports, or [`MemoryError::Platform`] with code -1
 /// when the HAL broke its contract (decommitted memory did not read as zero).
-pub fn check_virtual_memory<H: VirtualMemory>(hal: &H) -> Result<(), MemoryError> {
+pub fn check_virtual_memory<H: VirtualMemory + ?Sized>(hal: &H) -> Result<(), MemoryError> {
     let page = hal.page_size();
     let len = page.checked_mul(4).ok_or(MemoryError::OutOfMemory)?;
     let base = hal.reserve(len)?;
@@ -74,7 +272,7 @@ pub fn check_virtual_memory<H: VirtualMemory>(hal: &H) -> Result<(), MemoryError
 }
 
 /// The body of [`check_virtual_memory`] on the reservation `[base, base + 4 pages)`.
-fn exercise_reservation<H: VirtualMemory>(
+fn exercise_reservation<H: VirtualMemory + ?Sized>(
     hal: &H,
     base: NonNull<u8>,
     page: usize,

@@ -1,5 +1,9 @@
 //! The console: the kernel's byte stream to and from the operator.
 
+/// The byte that starts a console line meant for standard error (ASCII "record
+/// separator"), on consoles with a single stream.
+pub const STDERR_PREFIX: u8 = 0x1e;
+
 /// A byte console (standard output and input hosted, the UART on RISC-V).
 ///
 /// Writes may be called from any CPU at any time, including from the trap path; an
@@ -9,6 +13,20 @@
 pub trait Console {
     /// Writes every byte of `bytes`, blocking until the device has taken them.
     fn write_bytes(&self, bytes: &[u8]);
+
+    /// Writes `bytes`, one or more whole lines, to the error stream: standard error hosted.
+    /// A console with a single stream (a UART) keeps the default, which marks each line
+    /// with [`STDERR_PREFIX`] so that the host reading it (`sim qemu`) can route the line
+    /// to its own standard error. Not for the trap path: the default allocates, so that
+    /// each line goes out in one write.
+    fn write_error_bytes(&self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&byte| byte == b'\n') {
+            let mut marked = alloc::vec::Vec::with_capacity(line.len() + 1);
+            marked.push(STDERR_PREFIX);
+            marked.extend_from_slice(line);
+            self.write_bytes(&marked);
+        }
+    }
 
     /// Reads the bytes available right now into `buf` without blocking and returns how
     /// many were read (0 when none is pending).

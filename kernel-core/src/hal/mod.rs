@@ -19,7 +19,7 @@ mod time;
 mod trap;
 
 pub use boot::{BootInfo, MemoryKind, MemoryRegion};
-pub use console::Console;
+pub use console::{Console, STDERR_PREFIX};
 pub use context::{ContextError, ExecutionContexts};
 pub use cpu::{CpuError, CpuId, Cpus, Isa, Machine};
 pub use memory::{MemoryError, Protection, VirtualMemory};

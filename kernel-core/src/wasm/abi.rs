@@ -46,6 +46,7 @@
 //! inaccessible, so generated code does no bounds checks.
 
 use core::mem::offset_of;
+use core::sync::atomic::AtomicU64;
 
 use crate::wasm::vm::vmcontext::{VMContext, VMFunctionBody};
 
@@ -62,15 +63,31 @@ pub const WASM_PAGE_SIZE: u64 = 1 << 16;
 /// Per-store state generated code reads; the VMContext header's `store_context` points at
 /// it.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VMStoreContext {
     /// The lowest stack address WebAssembly may use; function prologues trap with
     /// `call stack exhausted` below it.
     pub stack_limit: usize,
+    /// The epoch at which generated code calls [`Builtin::EpochInterrupt`]: it compares the
+    /// counter behind the VMContext's `epoch_ptr` with this at every function entry and
+    /// loop header. `u64::MAX` (the default) never interrupts.
+    pub epoch_deadline: AtomicU64,
+}
+
+impl Default for VMStoreContext {
+    fn default() -> Self {
+        Self {
+            stack_limit: 0,
+            epoch_deadline: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 /// Offset of [`VMStoreContext::stack_limit`].
 pub const STORE_CONTEXT_STACK_LIMIT: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
+/// Offset of [`VMStoreContext::epoch_deadline`].
+pub const STORE_CONTEXT_EPOCH_DEADLINE: u32 =
+    offset_of!(VMStoreContext, epoch_deadline) as u32;
 
 /// What the entry trampoline records when it enters WebAssembly: where a trap resumes.
 #[repr(C)]
@@ -165,11 +182,15 @@ pub enum Builtin {
     TableInit = 8,
     /// `elem.drop`: [`ElemDropFn`], `(vmctx, elem_index) -> ()`.
     ElemDrop = 9,
+    /// The epoch deadline passed: [`EpochInterruptFn`], `(vmctx) -> status`. Returns 0 when
+    /// the code may go on (the store's deadline has moved past the epoch, perhaps after
+    /// other work ran), non-zero when it must trap with `interrupted`.
+    EpochInterrupt = 10,
 }
 
 impl Builtin {
     /// How many builtins there are: the length of the builtin array.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// Every builtin, in array order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -183,6 +204,7 @@ impl Builtin {
         Self::TableFill,
         Self::TableInit,
         Self::ElemDrop,
+        Self::EpochInterrupt,
     ];
 
     /// The byte offset of this builtin's pointer in the builtin array.
@@ -195,6 +217,7 @@ impl Builtin {
     #[must_use]
     pub const fn params(self) -> usize {
         match self {
+            Self::EpochInterrupt => 0,
             Self::DataDrop | Self::ElemDrop => 1,
             Self::MemoryGrow => 2,
             Self::TableGrow => 3,
@@ -288,6 +311,9 @@ pub type TableInitFn = unsafe extern "C" fn(
     src: u64,
     len: u64,
 ) -> u64;
+
+/// Signature of [`Builtin::EpochInterrupt`].
+pub type EpochInterruptFn = unsafe extern "C" fn(vmctx: *mut VMContext) -> u64;
 
 /// Signature of [`Builtin::ElemDrop`].
 pub type ElemDropFn = unsafe extern "C" fn(vmctx: *mut VMContext, elem_index: u64);

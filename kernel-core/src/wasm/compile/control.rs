@@ -201,6 +201,8 @@ impl FuncTranslator<'_, '_> {
         self.builder.switch_to_block(header);
         let header_params = self.builder.block_params(header).to_vec();
         self.stack.extend(header_params);
+        // Every back edge passes the header: the loop's preemption point.
+        self.epoch_check()?;
         self.control.push(ControlFrame {
             kind: FrameKind::Loop { header },
             next,

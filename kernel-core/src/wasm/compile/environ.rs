@@ -71,6 +71,8 @@ pub(super) struct GlobalInfo {
     pub mutable: bool,
 }
 
+use super::CompileOptions;
+
 /// Everything about a module that does not change from one function to the next.
 pub(super) struct ModuleEnvironment<'a> {
     /// The module being compiled.
@@ -79,6 +81,8 @@ pub(super) struct ModuleEnvironment<'a> {
     pub shape: &'a VMShape,
     /// The target.
     pub isa: &'a dyn TargetIsa,
+    /// How to compile.
+    pub options: CompileOptions,
     memories: Vec<MemoryLocation>,
 }
 
@@ -92,6 +96,7 @@ impl<'a> ModuleEnvironment<'a> {
         module: &'a ModuleInfo,
         shape: &'a VMShape,
         isa: &'a dyn TargetIsa,
+        options: CompileOptions,
     ) -> Result<Self, CompileError> {
         let expected = VMShape::for_module(module)
             .map_err(|e| CompileError::invalid(alloc::format!("{e}")))?;
@@ -137,6 +142,7 @@ impl<'a> ModuleEnvironment<'a> {
             module,
             shape,
             isa,
+            options,
             memories,
         })
     }

@@ -85,6 +85,7 @@ pub(super) fn translate_function(
         let builder = FunctionBuilder::new(&mut func, builder_context);
         let mut translator = FuncTranslator::new(env, builder, srcloc(body_offset)?);
         translator.declare_locals(&body)?;
+        translator.begin_epoch_checks()?;
         translator.push_function_frame(&results);
         let mut operators = body.get_operators_reader()?;
         while !operators.eof() {
@@ -134,6 +135,8 @@ pub(super) struct FuncTranslator<'env, 'b> {
     functions: BTreeMap<FuncIndex, ir::FuncRef>,
     /// The signature of each builtin, once imported, by [`Builtin`] number.
     builtin_signatures: [Option<SigRef>; Builtin::COUNT],
+    /// The epoch check's pointers and deadline, when the module has epoch checks.
+    pub(super) epoch: Option<super::epoch::EpochState>,
 }
 
 impl<'env, 'b> FuncTranslator<'env, 'b> {
@@ -168,6 +171,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),
             builtin_signatures: [None; Builtin::COUNT],
+            epoch: None,
         }
     }
 

@@ -44,6 +44,7 @@ mod bulk;
 mod calls;
 mod control;
 mod environ;
+mod epoch;
 mod func_translator;
 mod isa;
 mod link;
@@ -204,6 +205,20 @@ impl From<wasmparser::BinaryReaderError> for CompileError {
     }
 }
 
+/// How generated code is built, beyond the target ISA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Emit an epoch check at every function entry and loop header (see `epoch`), so that
+    /// the scheduler can preempt the code. On by default; off only to measure their cost.
+    pub epoch_checks: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        Self { epoch_checks: true }
+    }
+}
+
 /// Compiles every defined function of `module` and the trampolines of its types for `isa`.
 ///
 /// `module` must have been made by [`crate::wasm::env::translate`] from `wasm` (so the
@@ -218,12 +233,13 @@ impl From<wasmparser::BinaryReaderError> for CompileError {
 /// a panic.
 pub fn compile_module(
     isa: Isa,
+    options: CompileOptions,
     module: &ModuleInfo,
     wasm: &[u8],
     shape: &VMShape,
 ) -> Result<CompiledModule, CompileError> {
     let target = target_isa(isa)?;
-    let env = ModuleEnvironment::new(module, shape, &*target)?;
+    let env = ModuleEnvironment::new(module, shape, &*target, options)?;
     let mut compiler = Compiler::new(&*target);
 
     let defined = module.num_defined_functions() as usize;

@@ -10,7 +10,7 @@ use super::engine::RuntimeHal;
 use super::instance::InstanceState;
 use super::store::{InstanceId, StoreInner};
 use crate::wasm::abi::{
-    BUILTIN_OK, BUILTIN_OUT_OF_BOUNDS, Builtin, DataDropFn, ElemDropFn, MemoryCopyFn, MemoryFillFn,
+    BUILTIN_OK, BUILTIN_OUT_OF_BOUNDS, Builtin, DataDropFn, ElemDropFn, EpochInterruptFn, MemoryCopyFn, MemoryFillFn,
     MemoryGrowFn, MemoryInitFn, TableCopyFn, TableFillFn, TableGrowFn, TableInitFn,
 };
 use crate::wasm::trap::Trap;
@@ -31,6 +31,7 @@ pub(crate) fn builtin_array<H: RuntimeHal>() -> [usize; Builtin::COUNT] {
             Builtin::TableFill => table_fill::<H> as TableFillFn as usize,
             Builtin::TableInit => table_init::<H> as TableInitFn as usize,
             Builtin::ElemDrop => elem_drop::<H> as ElemDropFn as usize,
+            Builtin::EpochInterrupt => epoch_interrupt::<H> as EpochInterruptFn as usize,
         };
     }
     array
@@ -233,4 +234,16 @@ unsafe extern "C" fn elem_drop<H: RuntimeHal>(vmctx: *mut VMContext, elem_index:
     // Safety: the caller's contract is `caller`'s.
     let (store, instance) = unsafe { caller::<H>(vmctx) };
     store.elem_drop(instance, elem_index);
+}
+
+/// The epoch deadline passed: runs the store's epoch handler (which may let other work
+/// run first). Returns 0 to go on, non-zero to trap with `interrupted`.
+///
+/// # Safety
+/// `vmctx` must be the VMContext of a live instance of a store on platform `H`, called
+/// from that instance's generated code (so the store is not otherwise borrowed).
+unsafe extern "C" fn epoch_interrupt<H: RuntimeHal>(vmctx: *mut VMContext) -> u64 {
+    // Safety: the caller's contract is `caller`'s.
+    let (store, _) = unsafe { caller::<H>(vmctx) };
+    u64::from(store.epoch_interrupt())
 }

@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use super::code::{CodeInfo, FunctionCode};
 use super::trap_handler::handle_trap;
 use crate::hal::{Cpus, MemoryError, Protection, Traps, VirtualMemory};
-use crate::wasm::compile::{CompileError, compile_module};
+use crate::wasm::compile::{CompileError, CompileOptions, compile_module};
 use crate::wasm::env::{LayoutError, ModuleError, ModuleInfo, VMShape, WasmFeatures, translate};
 
 /// The platform services the WebAssembly runtime needs.
@@ -25,12 +25,15 @@ pub struct EngineConfig {
     /// How many bytes of stack WebAssembly may use below the point where the host calls
     /// into it; past that, calls trap with `call stack exhausted`.
     pub wasm_stack_size: usize,
+    /// How modules are compiled (epoch checks on by default).
+    pub compile: CompileOptions,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             wasm_stack_size: 512 * 1024,
+            compile: CompileOptions::default(),
         }
     }
 }
@@ -134,11 +137,20 @@ unsafe fn release_region<H: VirtualMemory>(hal: *const (), base: NonNull<u8>, le
 
 /// A module compiled into executable memory, ready to be instantiated in stores of the
 /// engine it was loaded with.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Module<'e, H: RuntimeHal> {
     pub(crate) inner: Arc<ModuleCode>,
     /// The code was published through this engine's HAL, which must outlive it.
     engine: PhantomData<&'e Engine<H>>,
+}
+
+impl<H: RuntimeHal> Clone for Module<'_, H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            engine: PhantomData,
+        }
+    }
 }
 
 impl<'e, H: RuntimeHal> Module<'e, H> {
@@ -155,7 +167,7 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         let info = translate(wasm, features).map_err(LoadError::Module)?;
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
         let compiled =
-            compile_module(engine.hal.isa(), &info, wasm, &shape).map_err(LoadError::Compile)?;
+            compile_module(engine.hal.isa(), engine.config.compile, &info, wasm, &shape).map_err(LoadError::Compile)?;
         let hal = &engine.hal;
         let page = hal.page_size();
         let len = compiled.code.len().max(1).div_ceil(page) * page;

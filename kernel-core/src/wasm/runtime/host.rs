@@ -4,30 +4,79 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::instance::InstanceState;
 use super::values::Val;
 use crate::wasm::abi::{HOST_FUNC_MAGIC, VALUE_SLOT_SIZE, VMHostFuncContext};
 use crate::wasm::env::FuncType;
 use crate::wasm::vm::vmcontext::VMContext;
 
 /// The Rust side of a host function: reads the arguments, writes the results (one slot per
-/// result type, pre-filled with zeros), or fails with a message (a trap of the caller).
-pub type HostCallback = Box<dyn Fn(&[Val], &mut [Val]) -> Result<(), String> + Send + Sync>;
+/// result type, pre-filled with zeros), or fails with a message (a trap of the caller). The
+/// [`Caller`] gives access to the calling instance's memory 0.
+pub type HostCallback<'e> = Box<dyn Fn(&mut Caller<'_>, &[Val], &mut [Val]) -> Result<(), String> + 'e>;
+
+/// What a host function may reach of the WebAssembly instance that called it: memory 0,
+/// through bounds-checked accessors. Pointers are offsets into that memory, as WebAssembly
+/// code sees them (an `i32` taken as unsigned).
+#[derive(Debug)]
+pub struct Caller<'a> {
+    memory: Option<&'a mut [u8]>,
+}
+
+impl<'a> Caller<'a> {
+    /// A caller whose memory 0 is `memory` (`None`: no memory, or a call from the host).
+    #[must_use]
+    pub fn new(memory: Option<&'a mut [u8]>) -> Self {
+        Self { memory }
+    }
+
+    /// The range `[ptr, ptr + len)` of memory 0, when it lies inside the memory.
+    fn range(&self, ptr: i32, len: i32) -> Option<core::ops::Range<usize>> {
+        let memory = self.memory.as_deref()?;
+        let start = usize::try_from(ptr.cast_unsigned()).ok()?;
+        let len = usize::try_from(len).ok()?;
+        let end = start.checked_add(len)?;
+        (end <= memory.len()).then_some(start..end)
+    }
+
+    /// The `len` bytes at `ptr`, or `None` when the caller has no memory, `len` is
+    /// negative or the range leaves the memory.
+    #[must_use]
+    pub fn read(&self, ptr: i32, len: i32) -> Option<&[u8]> {
+        let range = self.range(ptr, len)?;
+        self.memory.as_deref()?.get(range)
+    }
+
+    /// Writes `bytes` at `ptr`; `None` (and nothing written) when they do not fit.
+    pub fn write(&mut self, ptr: i32, bytes: &[u8]) -> Option<()> {
+        let len = i32::try_from(bytes.len()).ok()?;
+        let range = self.range(ptr, len)?;
+        self.memory.as_deref_mut()?.get_mut(range)?.copy_from_slice(bytes);
+        Some(())
+    }
+
+    /// The size of memory 0 in bytes (0 without one).
+    #[must_use]
+    pub fn memory_len(&self) -> usize {
+        self.memory.as_deref().map_or(0, <[u8]>::len)
+    }
+}
 
 /// A host function as the store keeps it. The [`VMHostFuncContext`] comes first: its
 /// address is the host function's `callee_vmctx`.
 #[repr(C)]
-pub(crate) struct HostFunc {
+pub(crate) struct HostFunc<'e> {
     pub(crate) context: VMHostFuncContext,
     pub(crate) ty: FuncType,
-    pub(crate) callback: HostCallback,
+    pub(crate) callback: HostCallback<'e>,
     /// The message of the last failure, reported as the trap's detail.
     pub(crate) last_error: Option<String>,
 }
 
-impl HostFunc {
+impl<'e> HostFunc<'e> {
     /// Boxes a host function of engine-wide type `type_index`. The box's address is
     /// stable: the store never moves it.
-    pub(crate) fn new(ty: FuncType, type_index: u32, callback: HostCallback) -> Box<Self> {
+    pub(crate) fn new(ty: FuncType, type_index: u32, callback: HostCallback<'e>) -> Box<Self> {
         let mut func = Box::new(Self {
             context: VMHostFuncContext {
                 magic: HOST_FUNC_MAGIC,
@@ -44,9 +93,9 @@ impl HostFunc {
     }
 
     /// Calls the callback with typed values.
-    pub(crate) fn call(&mut self, args: &[Val]) -> Result<Vec<Val>, String> {
+    pub(crate) fn call(&mut self, caller: &mut Caller<'_>, args: &[Val]) -> Result<Vec<Val>, String> {
         let mut results: Vec<Val> = self.ty.results.iter().map(|ty| Val::zero(*ty)).collect();
-        (self.callback)(args, &mut results)?;
+        (self.callback)(caller, args, &mut results)?;
         let well_typed = results.len() == self.ty.results.len()
             && results
                 .iter()
@@ -68,13 +117,17 @@ impl HostFunc {
 /// for its results.
 unsafe extern "C" fn host_call(
     context: *mut VMHostFuncContext,
-    _caller_vmctx: *mut VMContext,
+    caller_vmctx: *mut VMContext,
     values: *mut u8,
     capacity: u32,
 ) -> u32 {
     // Safety: the caller guarantees `context` belongs to a live `HostFunc`, whose `data`
     // points back at it; the trampoline that calls this holds no other reference to it.
-    let func = unsafe { &mut *(*context).data.cast::<HostFunc>() };
+    let func = unsafe { &mut *(*context).data.cast::<HostFunc<'_>>() };
+    // Safety: wasm-to-host trampolines pass the VMContext of the calling instance, which
+    // is live and linked back, and whose code is suspended in this call.
+    let memory = unsafe { caller_memory(caller_vmctx) };
+    let mut caller = Caller::new(memory);
     let slot = VALUE_SLOT_SIZE as usize;
     let needed = func.ty.params.len().max(func.ty.results.len());
     if (capacity as usize) < needed {
@@ -96,7 +149,7 @@ unsafe extern "C" fn host_call(
         .enumerate()
         .map(|(index, ty)| Val::from_slot(*ty, read(index)))
         .collect();
-    match func.call(&args) {
+    match func.call(&mut caller, &args) {
         Ok(results) => {
             for (index, value) in results.iter().enumerate() {
                 let bytes = value.to_slot();
@@ -111,5 +164,31 @@ unsafe extern "C" fn host_call(
             func.last_error = Some(message);
             1
         }
+    }
+}
+
+/// Memory 0 of the instance whose VMContext is `vmctx`, as a byte slice.
+///
+/// # Safety
+/// `vmctx` must be the VMContext of a live, linked instance whose code is suspended in a
+/// host call for as long as the slice is used (so nothing else reads or writes the memory
+/// or changes its size meanwhile).
+unsafe fn caller_memory<'a>(vmctx: *mut VMContext) -> Option<&'a mut [u8]> {
+    // Safety: the caller guarantees a live instance.
+    let state = unsafe { InstanceState::from_vmctx(vmctx) };
+    let definition = *state.memory_definitions.first()?;
+    // Safety: memory definitions live as long as the store of the instance; the base and
+    // length describe committed read+write bytes (the memory's accessible size), which no
+    // one else touches while the instance's code waits for this host call.
+    unsafe {
+        let definition = definition.as_ptr();
+        let len = (*definition)
+            .current_length
+            .load(core::sync::atomic::Ordering::Relaxed);
+        let base = (*definition).base;
+        if base.is_null() {
+            return None;
+        }
+        Some(core::slice::from_raw_parts_mut(base, len))
     }
 }

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 
 use super::engine::ModuleCode;
 use super::store::{Func, InstanceId, MemoryId, TableId};
-use crate::wasm::vm::vmcontext::{VMContext, VMGlobalDefinition};
+use crate::wasm::vm::vmcontext::{VMContext, VMGlobalDefinition, VMMemoryDefinition};
 
 /// Bytes before the VMContext in its allocation, holding the pointer to the
 /// [`InstanceState`] (16, to keep the VMContext 16-aligned).
@@ -26,6 +26,9 @@ pub(crate) struct InstanceState {
     pub(crate) store: *mut (),
     /// Every memory, by memory index.
     pub(crate) memories: Vec<MemoryId>,
+    /// Every memory's definition (base and length), by memory index: host functions reach
+    /// their caller's memory through these.
+    pub(crate) memory_definitions: Vec<NonNull<VMMemoryDefinition>>,
     /// Every table, by table index.
     pub(crate) tables: Vec<TableId>,
     /// Every global's definition, by global index.
@@ -58,6 +61,7 @@ impl InstanceState {
             module,
             store,
             memories: Vec::new(),
+            memory_definitions: Vec::new(),
             tables: Vec::new(),
             globals: Vec::new(),
             imported_funcs: Vec::new(),

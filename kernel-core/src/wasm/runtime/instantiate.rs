@@ -7,6 +7,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicU64;
+
+use super::epoch::EPOCH;
 
 use super::engine::{Module, RuntimeHal};
 use super::instance::InstanceState;
@@ -120,6 +123,9 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             state
                 .field::<*const u32>(VMShape::TYPE_IDS)
                 .write(state.type_ids.as_ptr());
+            state
+                .field::<*const AtomicU64>(VMShape::EPOCH_PTR)
+                .write(core::ptr::from_ref(&EPOCH));
         }
     }
 
@@ -194,6 +200,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                     // Safety: the offset is inside the VMContext (checked accessor).
                     unsafe { state.field::<VMMemoryImport>(offset).write(record) };
                     state.memories.push(id);
+                    state.memory_definitions.push(entry.definition);
                 }
                 (EntityIndex::Table(table), Extern::Table(id)) => {
                     let expected = &info.tables[table.index()];
@@ -276,6 +283,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                     .write(definition.as_ptr())
             };
             state.memories.push(id);
+            state.memory_definitions.push(definition);
         }
         for (defined, ty) in info
             .tables

@@ -10,6 +10,7 @@ mod builtins;
 mod bulk;
 mod code;
 mod engine;
+pub mod epoch;
 mod host;
 mod instance;
 mod instantiate;
@@ -21,7 +22,7 @@ mod values;
 
 pub use code::{CodeInfo, FrameInfo};
 pub use engine::{Engine, EngineConfig, LoadError, Module, RuntimeHal};
-pub use host::HostCallback;
+pub use host::{Caller, HostCallback};
 pub use store::{
     BacktraceFrame, CallError, Extern, Func, GlobalId, HostFuncId, InstanceId, InstantiationError,
     MemoryId, Store, TableId,

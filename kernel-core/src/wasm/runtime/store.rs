@@ -14,7 +14,8 @@ use core::sync::atomic::AtomicUsize;
 use super::builtins::builtin_array;
 use super::code::CodeInfo;
 use super::engine::{Engine, Module, RuntimeHal, describe_function};
-use super::host::{HostCallback, HostFunc};
+use super::epoch::{EpochAction, EpochHandler};
+use super::host::{Caller, HostCallback, HostFunc};
 use super::instance::InstanceState;
 use super::memory::LinearMemory;
 use super::table::Table;
@@ -187,7 +188,11 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) memories: Vec<MemoryEntry>,
     pub(crate) tables: Vec<TableEntry>,
     pub(crate) globals: Vec<GlobalEntry>,
-    pub(crate) host_funcs: Vec<Box<HostFunc>>,
+    pub(crate) host_funcs: Vec<Box<HostFunc<'e>>>,
+    /// The stack limit set with [`Store::set_stack_limit`], if any.
+    pub(crate) fixed_stack_limit: Option<usize>,
+    /// What runs when generated code passes the epoch deadline.
+    pub(crate) epoch_handler: Option<EpochHandler<'e>>,
     /// Definitions of memories, tables and globals made by the host, not by an instance.
     pub(crate) host_memory_definitions: Vec<Box<VMMemoryDefinition>>,
     pub(crate) host_table_definitions: Vec<Box<VMTableDefinition>>,
@@ -215,6 +220,8 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
                 tables: Vec::new(),
                 globals: Vec::new(),
                 host_funcs: Vec::new(),
+                fixed_stack_limit: None,
+                epoch_handler: None,
                 host_memory_definitions: Vec::new(),
                 host_table_definitions: Vec::new(),
                 host_global_definitions: Vec::new(),
@@ -286,7 +293,7 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     }
 
     /// Adds a host function.
-    pub fn new_host_func(&mut self, ty: FuncType, callback: HostCallback) -> Func {
+    pub fn new_host_func(&mut self, ty: FuncType, callback: HostCallback<'e>) -> Func {
         let type_index = self.inner.intern_type(&ty);
         self.inner
             .host_funcs
@@ -357,6 +364,30 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
             ty,
         });
         Ok(GlobalId(self.inner.globals.len() - 1))
+    }
+
+    /// Makes `limit` the lowest stack address WebAssembly code of this store may use, for
+    /// every call from now on: the code runs on a stack whose bounds the caller knows (a
+    /// process's own stack), and `limit` leaves room below it for the host functions and
+    /// builtins that code calls. Without it, each outermost call allows
+    /// [`super::EngineConfig::wasm_stack_size`] bytes below the caller's frame.
+    pub fn set_stack_limit(&mut self, limit: usize) {
+        self.inner.fixed_stack_limit = Some(limit);
+        self.inner.context.stack_limit = limit;
+    }
+
+    /// Sets the epoch at which this store's code calls its epoch handler (`u64::MAX`: never).
+    pub fn set_epoch_deadline(&mut self, deadline: u64) {
+        self.inner
+            .context
+            .epoch_deadline
+            .store(deadline, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Installs what runs when this store's code reaches its epoch deadline; without one,
+    /// reaching it only moves the deadline to `u64::MAX`.
+    pub fn set_epoch_handler(&mut self, handler: EpochHandler<'e>) {
+        self.inner.epoch_handler = Some(handler);
     }
 
     /// Calls `func` with `args`.
@@ -447,6 +478,24 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         Ok(TableId(self.tables.len() - 1))
     }
 
+    /// Generated code passed the epoch deadline: asks the epoch handler what to do and
+    /// sets the new deadline. Returns whether the code must trap with `interrupted`.
+    pub(crate) fn epoch_interrupt(&mut self) -> bool {
+        let action = match self.epoch_handler.as_mut() {
+            Some(handler) => handler(),
+            None => EpochAction::Continue { deadline: u64::MAX },
+        };
+        match action {
+            EpochAction::Continue { deadline } => {
+                self.context
+                    .epoch_deadline
+                    .store(deadline, core::sync::atomic::Ordering::Relaxed);
+                false
+            }
+            EpochAction::Interrupt => true,
+        }
+    }
+
     pub(crate) fn grow_memory(&mut self, memory: MemoryId, delta: u64) -> Option<u64> {
         let hal = self.engine.hal();
         self.memories.get_mut(memory.0)?.memory.grow(hal, delta)
@@ -523,7 +572,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                     .host_funcs
                     .get_mut(id.0)
                     .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?;
-                host.call(args).map_err(|detail| CallError::Trap {
+                host.call(&mut Caller::new(None), args).map_err(|detail| CallError::Trap {
                     trap: Trap::HostError,
                     detail: Some(detail),
                     backtrace: Vec::new(),
@@ -558,7 +607,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             code: core::ptr::from_ref::<[Arc<CodeInfo>]>(&self.code),
             trap: None,
         };
-        let outermost = self.context.stack_limit == 0;
+        let outermost = self.fixed_stack_limit.is_none() && self.context.stack_limit == 0;
         if outermost {
             let here = core::ptr::from_ref(&context) as usize;
             self.context.stack_limit = here.saturating_sub(self.engine.config().wasm_stack_size);

@@ -7,7 +7,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::hal::Isa;
-use crate::wasm::compile::{CompileError, CompiledModule, compile_module, operator_name};
+use crate::wasm::compile::{
+    CompileError, CompileOptions, CompiledModule, compile_module, operator_name,
+};
 use crate::wasm::env::{VMShape, WASM2_FEATURES, translate};
 use crate::wasm::trap::Trap;
 
@@ -392,7 +394,7 @@ fn listings(wasm: &[u8], isa: Isa) -> Vec<String> {
     let module = translate(wasm, WASM2_FEATURES).expect("valid module");
     let shape = VMShape::for_module(&module).expect("layout");
     let target = target_isa(isa).expect("target");
-    let env = ModuleEnvironment::new(&module, &shape, &*target).expect("environment");
+    let env = ModuleEnvironment::new(&module, &shape, &*target, CompileOptions::default()).expect("environment");
     let mut builder_context = cranelift_frontend::FunctionBuilderContext::new();
     let mut listings = Vec::new();
     for (defined, range) in module.function_bodies.iter().enumerate() {
@@ -420,7 +422,7 @@ fn listings(wasm: &[u8], isa: Isa) -> Vec<String> {
 fn compile(wasm: &[u8], isa: Isa) -> Result<CompiledModule, CompileError> {
     let module = translate(wasm, WASM2_FEATURES).expect("valid module");
     let shape = VMShape::for_module(&module).expect("layout");
-    compile_module(isa, &module, wasm, &shape)
+    compile_module(isa, CompileOptions::default(), &module, wasm, &shape)
 }
 
 /// The distinct SIMD operators (by wasmparser's names) in the module's function bodies.

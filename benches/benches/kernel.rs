@@ -1,0 +1,175 @@
+//! The kernel's costs: a process switch (two processes yielding to each other), a syscall
+//! round trip (`getpid`), and what the epoch checks (the preemption points compiled into
+//! every function entry and loop header) cost on loop-heavy code, against the same code
+//! compiled without them, in one run.
+//!
+//! The switch and syscall benchmarks boot the hosted kernel on one CPU for each
+//! measurement (`kernel_core::boot::run`) with a program that does the work `iters` times
+//! and time the whole boot; compiling and booting take about a millisecond, which
+//! criterion's iteration counts (millions) make negligible.
+#![expect(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented main"
+)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hal_hosted::{HostedConfig, HostedHal};
+use kernel_core::boot::image::{BootImage, BootRequest, Job, KernelOptions, Program, RunRequest};
+use kernel_core::wasm::compile::CompileOptions;
+use kernel_core::wasm::env::WASM2_FEATURES;
+use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store, Val};
+
+/// Boots the hosted kernel on one CPU with `job` and returns how long the boot took.
+fn boot(job: Job) -> Duration {
+    let image = BootImage {
+        options: KernelOptions::default(),
+        job,
+    };
+    let hal = HostedHal::new(HostedConfig {
+        cpus: Some(1),
+        boot_image: Some(image.encode()),
+        ..HostedConfig::default()
+    });
+    let start = Instant::now();
+    let (_, status) = kernel_core::boot::run(hal);
+    let elapsed = start.elapsed();
+    assert_eq!(status, 0, "the benchmark's boot succeeded");
+    elapsed
+}
+
+/// A program that yields `count` times; `spawns` names a program it starts first.
+fn yielder(count: u64, spawns: Option<&str>) -> Vec<u8> {
+    let spawn = spawns.map_or(String::new(), |name| {
+        format!(
+            "(drop (call $spawn (i32.const 0) (i32.const {}) (i32.const -1)))",
+            name.len()
+        )
+    });
+    let name = spawns.unwrap_or("");
+    wat::parse_str(format!(
+        r#"(module
+          (import "k23" "yield" (func $yield))
+          (import "k23" "spawn" (func $spawn (param i32 i32 i32) (result i32)))
+          (memory 1)
+          (data (i32.const 0) "{name}")
+          (func (export "_start") (local $i i64)
+            {spawn}
+            (loop $l
+              (call $yield)
+              (local.set $i (i64.add (local.get $i) (i64.const 1)))
+              (br_if $l (i64.lt_u (local.get $i) (i64.const {count}))))))"#
+    ))
+    .expect("the yielder parses")
+}
+
+fn process_switch(c: &mut Criterion) {
+    c.bench_function("process switch (two processes yielding)", |b| {
+        b.iter_custom(|iters| {
+            // Each process yields `iters` times: 2 * iters switches from one to the other.
+            let programs = vec![
+                Program {
+                    name: "ping".into(),
+                    module: yielder(iters, Some("pong")),
+                },
+                Program {
+                    name: "pong".into(),
+                    module: yielder(iters, None),
+                },
+            ];
+            boot(Job::Boot(BootRequest { programs })) / 2
+        });
+    });
+}
+
+fn syscall_round_trip(c: &mut Criterion) {
+    c.bench_function("syscall round trip (getpid)", |b| {
+        b.iter_custom(|iters| {
+            let module = wat::parse_str(format!(
+                r#"(module
+                  (import "k23" "getpid" (func $getpid (result i32)))
+                  (func (export "_start") (local $i i64)
+                    (loop $l
+                      (drop (call $getpid))
+                      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                      (br_if $l (i64.lt_u (local.get $i) (i64.const {iters}))))))"#
+            ))
+            .expect("the program parses");
+            boot(Job::Run(RunRequest {
+                path: "getpid.wat".into(),
+                module,
+                invoke: None,
+                args: Vec::new(),
+            }))
+        });
+    });
+}
+
+/// Loop-heavy code: a counting loop, a memory loop, and calls (function entries).
+const LOOPS: &str = r#"
+(module
+  (memory 1)
+  (func (export "count") (param i64) (result i64)
+    (local $i i64)
+    (loop $l
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get 0))))
+    (local.get $i))
+  (func (export "sum") (param i32) (result i64)
+    (local $i i32) (local $acc i64)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get 0)))
+        (i32.store (i32.shl (i32.and (local.get $i) (i32.const 4095)) (i32.const 2)) (local.get $i))
+        (local.set $acc (i64.add (local.get $acc)
+          (i64.extend_i32_u (i32.load (i32.shl (i32.and (local.get $i) (i32.const 4095)) (i32.const 2))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $acc))
+  (func $fib (export "fib") (param i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2))
+      (then (local.get 0))
+      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))
+                     (call $fib (i32.sub (local.get 0) (i32.const 2))))))))
+"#;
+
+fn epoch_checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("epoch checks");
+    let wasm = wat::parse_str(LOOPS).expect("the program parses");
+    for (label, epoch_checks) in [("with", true), ("without", false)] {
+        let engine: &'static Engine<HostedHal> = Box::leak(Box::new(Engine::new(
+            HostedHal::new(HostedConfig::default()),
+            EngineConfig {
+                compile: CompileOptions { epoch_checks },
+                ..EngineConfig::default()
+            },
+        )));
+        let module = Module::new(engine, &wasm, WASM2_FEATURES).expect("compiles");
+        let mut store = Store::new(engine);
+        let instance = store.instantiate(&module, &[]).expect("instantiates");
+        let export = |store: &Store<'_, HostedHal>, name: &str| match store.export(instance, name) {
+            Some(Extern::Func(func)) => func,
+            _ => panic!("no export {name}"),
+        };
+        let (count, sum, fib) = (
+            export(&store, "count"),
+            export(&store, "sum"),
+            export(&store, "fib"),
+        );
+        group.bench_function(format!("count 1M ({label})"), |b| {
+            b.iter(|| store.call(count, &[Val::I64(black_box(1_000_000))]).unwrap());
+        });
+        group.bench_function(format!("memory loop 100k ({label})"), |b| {
+            b.iter(|| store.call(sum, &[Val::I32(black_box(100_000))]).unwrap());
+        });
+        group.bench_function(format!("fib(25) ({label})"), |b| {
+            b.iter(|| store.call(fib, &[Val::I32(black_box(25))]).unwrap());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epoch_checks, process_switch, syscall_round_trip);
+criterion_main!(benches);

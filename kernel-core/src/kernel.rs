@@ -1,0 +1,134 @@
+//! The kernel's shared state: the engine, the scheduler, the boot programs and the
+//! settings of this boot, made once by [`crate::boot::main`] and kept for good.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use crate::KernelHal;
+use crate::boot::image::KernelOptions;
+use crate::process::{self, PROGRAM_STACK_SIZE, Process, ProcessExit, SpawnError};
+use crate::sched::Scheduler;
+use crate::wasm::runtime::{Engine, Module};
+
+/// A program of the boot image, compiled at boot (or why it could not be).
+pub struct BootProgram<H: KernelHal> {
+    /// The name `spawn` knows it by.
+    pub name: String,
+    /// The compiled module, or the load error's message.
+    pub module: Result<Module<'static, H>, String>,
+}
+
+/// Why `spawn` of a boot program failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramSpawnError {
+    /// The boot image has no program of that name.
+    NoSuchProgram,
+    /// The program failed to load at boot (its error was printed then).
+    LoadFailed,
+    /// Memory for the process ran out.
+    OutOfMemory,
+}
+
+/// The kernel of one boot.
+pub struct Kernel<H: KernelHal> {
+    engine: &'static Engine<H>,
+    /// The scheduler of every CPU.
+    pub(crate) sched: Scheduler<H>,
+    programs: Vec<BootProgram<H>>,
+    options: KernelOptions,
+    next_pid: AtomicU32,
+    /// Whether each process's end is printed as an exit line (`sim boot`).
+    report_exits: bool,
+    /// The status of the process that ended last: a job's exit status.
+    last_status: AtomicI32,
+}
+
+impl<H: KernelHal> Kernel<H> {
+    /// A kernel on `engine` with the compiled boot programs.
+    pub fn new(
+        engine: &'static Engine<H>,
+        programs: Vec<BootProgram<H>>,
+        options: KernelOptions,
+        report_exits: bool,
+    ) -> Self {
+        Self {
+            engine,
+            sched: Scheduler::new(engine.hal()),
+            programs,
+            options,
+            next_pid: AtomicU32::new(1),
+            report_exits,
+            last_status: AtomicI32::new(0),
+        }
+    }
+
+    /// The platform.
+    pub fn hal(&self) -> &'static H {
+        self.engine.hal()
+    }
+
+    /// The WebAssembly engine.
+    pub fn engine(&self) -> &'static Engine<H> {
+        self.engine
+    }
+
+    /// The settings of this boot.
+    pub fn options(&self) -> &KernelOptions {
+        &self.options
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &Scheduler<H> {
+        &self.sched
+    }
+
+    /// A fresh process id.
+    pub(crate) fn next_pid(&self) -> u32 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The exit status of the process that ended last, as an integer (a job's status).
+    pub fn last_status(&self) -> i32 {
+        self.last_status.load(Ordering::Acquire)
+    }
+
+    /// Starts boot program `name` as a new process; returns its pid.
+    ///
+    /// # Errors
+    /// [`ProgramSpawnError`].
+    pub fn spawn_program(&'static self, name: &str) -> Result<u32, ProgramSpawnError> {
+        let program = self
+            .programs
+            .iter()
+            .find(|program| program.name == name)
+            .ok_or(ProgramSpawnError::NoSuchProgram)?;
+        let module = program
+            .module
+            .as_ref()
+            .map_err(|_| ProgramSpawnError::LoadFailed)?
+            .clone();
+        Process::spawn(
+            self,
+            name,
+            PROGRAM_STACK_SIZE,
+            crate::process::program::main(module),
+        )
+        .map_err(|SpawnError::OutOfMemory| ProgramSpawnError::OutOfMemory)
+    }
+
+    /// A process ended: prints its exit line when this boot reports them, and records its
+    /// status.
+    pub(crate) fn process_ended(&self, pid: u32, name: &str, exit: &ProcessExit) {
+        let status = match exit {
+            ProcessExit::Code(code) => *code,
+            ProcessExit::Trap(_) | ProcessExit::Failed(_) => -1,
+        };
+        self.last_status.store(status, Ordering::Release);
+        if self.report_exits {
+            let mut line = process::exit_line(pid, name, exit);
+            line.push('\n');
+            self.hal().write_error_bytes(line.as_bytes());
+        }
+    }
+}

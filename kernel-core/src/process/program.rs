@@ -1,0 +1,80 @@
+//! The main function of a boot program's process: instantiate the module with its
+//! syscalls, run `_start`, and turn the outcome into the process's exit.
+
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::{Process, ProcessExit, ProcessMain};
+use crate::KernelHal;
+use crate::job::RunEnvironment;
+use crate::syscall;
+use crate::wasm::runtime::{CallError, Extern, InstantiationError, Module, Store};
+
+/// The main function of a process running `module`.
+pub fn main<H: KernelHal>(module: Module<'static, H>) -> ProcessMain<H> {
+    Box::new(move |process| run(process, &module))
+}
+
+/// Prepares a store for `process`'s WebAssembly code: the stack limit of its own stack,
+/// and its epoch handler and first deadline, so that the scheduler can preempt it.
+pub fn prepare_store<H: KernelHal>(store: &mut Store<'static, H>, process: &'static Process<H>) {
+    store.set_stack_limit(process.wasm_stack_limit());
+    store.set_epoch_handler(Box::new(move || process.on_epoch()));
+    store.set_epoch_deadline(process.slice_end_tick());
+}
+
+/// How a call into `process`'s code that failed ends the process: a call to `exit` is
+/// an ordinary end with its code, anything else a trap.
+pub fn exit_for_error<H: KernelHal>(process: &Process<H>, error: CallError) -> ProcessExit {
+    match (&error, process.exit_code()) {
+        (CallError::Trap { detail, .. }, Some(code)) if syscall::is_exit_unwind(detail.as_deref()) => {
+            ProcessExit::Code(code)
+        }
+        _ => ProcessExit::Trap(error),
+    }
+}
+
+/// The `sim run` job's connection to its process: the syscalls, the process's stack and
+/// epoch handler, and `exit` as an ordinary end.
+pub struct ProgramEnvironment<H: KernelHal>(pub &'static Process<H>);
+
+impl<H: KernelHal> RunEnvironment<'static, H> for ProgramEnvironment<H> {
+    fn link(
+        &self,
+        store: &mut Store<'static, H>,
+        module: &Module<'static, H>,
+    ) -> Result<Vec<Extern>, String> {
+        prepare_store(store, self.0);
+        syscall::link(store, module, self.0)
+    }
+
+    fn exit_code(&self, error: &CallError) -> Option<i32> {
+        match exit_for_error(self.0, error.clone()) {
+            ProcessExit::Code(code) => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Instantiates `module` (running its start function) and calls `_start` when exported.
+fn run<H: KernelHal>(process: &'static Process<H>, module: &Module<'static, H>) -> ProcessExit {
+    let mut store = Store::new(process.kernel().engine());
+    prepare_store(&mut store, process);
+    let imports = match syscall::link(&mut store, module, process) {
+        Ok(imports) => imports,
+        Err(message) => return ProcessExit::Failed(message),
+    };
+    let instance = match store.instantiate(module, &imports) {
+        Ok(instance) => instance,
+        Err(InstantiationError::Trap(error)) => return exit_for_error(process, error),
+        Err(error) => return ProcessExit::Failed(error.to_string()),
+    };
+    match store.export(instance, "_start") {
+        Some(Extern::Func(start)) => match store.call(start, &[]) {
+            Ok(_) => ProcessExit::Code(process.exit_code().unwrap_or(0)),
+            Err(error) => exit_for_error(process, error),
+        },
+        _ => ProcessExit::Code(process.exit_code().unwrap_or(0)),
+    }
+}
