@@ -2,8 +2,17 @@
 //!
 //! Memory comes from `mmap`, the console is the process's standard output and input, the
 //! clock is `CLOCK_MONOTONIC`, CPUs are threads, and faults arrive as POSIX signals
-//! (SIGSEGV, SIGBUS, SIGILL, SIGFPE) handled on per-thread alternate stacks. The timer
-//! signal and context switching come with the issues that need them.
+//! (SIGSEGV, SIGBUS, SIGILL, SIGFPE) handled on per-thread alternate stacks. Each CPU
+//! thread has a POSIX timer that signals it with a real-time signal (see [`interrupts`]),
+//! and execution contexts are `mmap`ed stacks switched by a few lines of assembly (see
+//! [`context`]).
+//!
+//! Contexts migrate: a context suspended on one CPU thread may be resumed on another (work
+//! stealing). The compiler, however, assumes that the address of a thread-local never
+//! changes within a function, and may compute it once and keep it across a call to
+//! `switch`. Every function of this crate that touches a thread-local is therefore a small
+//! `#[inline(never)]` accessor, so that no thread-local address outlives the call that
+//! computed it; code added here must keep that rule.
 //!
 //! Only x86-64 Linux hosts are supported: trap delivery reads and edits the x86-64 registers
 //! of the interrupted thread in the signal context.
@@ -14,19 +23,20 @@ compile_error!(
 );
 
 mod console;
+pub mod context;
 mod cpus;
+pub mod interrupts;
 mod memory;
 #[cfg(target_arch = "x86_64")]
 mod traps;
 
 use std::sync::Mutex;
-use std::thread::Thread;
 
-use kernel_core::hal::{
-    BootInfo, BootModule, Clock, Console, Isa, Machine, MemoryKind, MemoryRegion,
-};
+use kernel_core::hal::{BootInfo, Clock, Console, Isa, Machine, MemoryKind, MemoryRegion};
 
+pub use context::{SavedContext, Stack};
 pub use cpus::current_cpu_index;
+use interrupts::CpuState;
 
 /// How to set up the hosted platform.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +45,8 @@ pub struct HostedConfig {
     pub cpus: Option<usize>,
     /// The kernel command line.
     pub command_line: String,
-    /// The boot image: program names (file stems) and their bytes.
-    pub boot_modules: Vec<(String, Vec<u8>)>,
+    /// The boot image (encoded by `kernel_core::boot::image`), if any.
+    pub boot_image: Option<Vec<u8>>,
 }
 
 /// The hosted platform. One value per process; it lives until the process ends.
@@ -44,14 +54,22 @@ pub struct HostedHal {
     cpu_count: usize,
     command_line: String,
     memory_map: Vec<MemoryRegion>,
-    boot_modules: Vec<BootModule<'static>>,
-    /// The thread of each started CPU, for waking it; CPU 0 is the thread that made the HAL.
-    cpu_threads: Mutex<Vec<Option<Thread>>>,
+    boot_image: Option<&'static [u8]>,
+    /// The interrupt state of each CPU, shared with the timer signal handler. Leaked: a CPU
+    /// thread and its signal handler may use it for the rest of the process's life.
+    cpu_states: &'static [CpuState],
+    /// Whether each CPU has been started; CPU 0 is the thread that made the HAL.
+    cpu_started: Mutex<Vec<bool>>,
 }
 
 impl HostedHal {
     /// Sets up the platform: counts CPUs, reads the host's memory size, and keeps the boot
-    /// image for the life of the process. The calling thread becomes CPU 0.
+    /// image for the life of the process. The calling thread becomes CPU 0 (and gets an
+    /// alternate signal stack for the timer and trap signals).
+    ///
+    /// Meant to be made once per process; tests make several, each on its own thread, and
+    /// a thread belongs to the HAL that adopted it last. The boot image and the per-CPU
+    /// interrupt state (a few words per CPU) are leaked.
     #[must_use]
     pub fn new(config: HostedConfig) -> Self {
         let host_cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -67,23 +85,21 @@ impl HostedHal {
             kind: MemoryKind::Usable,
         }];
         // The boot image lives as long as the platform, which lives until the process ends.
-        let boot_modules = config
-            .boot_modules
-            .into_iter()
-            .map(|(name, bytes)| BootModule {
-                name: Box::leak(name.into_boxed_str()),
-                bytes: Box::leak(bytes.into_boxed_slice()),
-            })
-            .collect();
-        cpus::adopt_current_thread_as(0);
-        let mut cpu_threads = vec![None; cpu_count];
-        cpu_threads[0] = Some(std::thread::current());
+        let boot_image = config
+            .boot_image
+            .map(|bytes| &*Box::leak(bytes.into_boxed_slice()));
+        let cpu_states: &'static [CpuState] =
+            Box::leak((0..cpu_count).map(|_| CpuState::new()).collect());
+        cpus::adopt_current_thread_as(0, &cpu_states[0]);
+        let mut cpu_started = vec![false; cpu_count];
+        cpu_started[0] = true;
         Self {
             cpu_count,
             command_line: config.command_line,
             memory_map,
-            boot_modules,
-            cpu_threads: Mutex::new(cpu_threads),
+            boot_image,
+            cpu_states,
+            cpu_started: Mutex::new(cpu_started),
         }
     }
 }
@@ -116,8 +132,8 @@ impl BootInfo for HostedHal {
         &self.command_line
     }
 
-    fn boot_modules(&self) -> &[BootModule<'_>] {
-        &self.boot_modules
+    fn boot_image(&self) -> Option<&[u8]> {
+        self.boot_image
     }
 }
 

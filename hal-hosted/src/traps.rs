@@ -14,8 +14,9 @@
 //! [`altstack`]), so that a fault caused by exhausting the thread's own stack is still
 //! delivered.
 //!
-//! Signal masks: while the handler runs, all four trap signals are blocked (`sa_mask`, and
-//! no `SA_NODEFER`). A fault inside kernel-core's handler therefore kills the process with
+//! Signal masks: while the handler runs, all four trap signals and the timer signal are
+//! blocked (`sa_mask`, and no `SA_NODEFER`), so that kernel-core's timer handler never
+//! runs in the middle of its trap handler. A fault inside kernel-core's handler therefore kills the process with
 //! that signal's default action instead of recursing (Linux resets a blocked synchronous
 //! fault signal to its default). The interrupted code's mask is saved in the `ucontext_t`
 //! and restored by `sigreturn` whether the handler resumes or redirects, so the redirected
@@ -76,6 +77,9 @@ impl Traps for HostedHal {
         INSTALL_SIGNAL_HANDLERS.call_once(install_signal_handlers);
     }
 
+    // Never inlined: a caller that switches contexts may resume on another thread, and the
+    // thread-local's address must not be kept across that (see the crate documentation).
+    #[inline(never)]
     fn set_trap_context(&self, context: usize) -> usize {
         altstack::prepare_current_thread();
         // A thread whose thread-locals are already torn down takes its faults with
@@ -88,6 +92,15 @@ impl Traps for HostedHal {
             })
             .unwrap_or(0)
     }
+}
+
+/// Gives the calling thread an alternate signal stack large enough for the trap and timer
+/// handlers, once (see [`altstack`]).
+///
+/// # Panics
+/// When the stack cannot be mapped (the host is out of memory).
+pub(crate) fn prepare_alternate_stack() {
+    altstack::prepare_current_thread();
 }
 
 /// The handler kernel-core installed, if any.
@@ -103,7 +116,7 @@ fn installed_handler() -> Option<TrapHandler> {
 }
 
 /// Points SIGSEGV, SIGBUS, SIGILL and SIGFPE at [`on_trap_signal`], on the alternate stack,
-/// with the other trap signals blocked while it runs.
+/// with the other trap signals and the timer signal blocked while it runs.
 fn install_signal_handlers() {
     // Safety: `sigaction` is a plain C struct for which all-zero bytes are a valid value
     // (no handler, no flags, empty mask); every field we rely on is set below.
@@ -117,6 +130,8 @@ fn install_signal_handlers() {
         // Safety: as above; `signal` is a valid signal number.
         unsafe { libc::sigaddset(&raw mut action.sa_mask, signal) };
     }
+    // Safety: as above; the timer signal is a valid signal number.
+    unsafe { libc::sigaddset(&raw mut action.sa_mask, crate::interrupts::timer_signal()) };
     for signal in TRAP_SIGNALS {
         // Safety: `action` is fully initialised and points at a handler with the
         // `SA_SIGINFO` signature; the previous action is not wanted (null).
@@ -194,10 +209,16 @@ fn trap_info(signal: c_int, siginfo: &libc::siginfo_t, mcontext: &libc::mcontext
         sp: gregs[RSP] as usize,
         fault_address,
         cause,
-        context: CONTEXT
-            .try_with(|slot| slot.load(Ordering::Relaxed))
-            .unwrap_or(0),
+        context: current_context(),
     }
+}
+
+/// The calling thread's trap context word. Never inlined (see the crate documentation).
+#[inline(never)]
+fn current_context() -> usize {
+    CONTEXT
+        .try_with(|slot| slot.load(Ordering::Relaxed))
+        .unwrap_or(0)
 }
 
 /// Decodes the access from the page-fault error code the kernel copied into the signal

@@ -77,6 +77,7 @@ thread_local! {
 /// # Panics
 ///
 /// When the stack cannot be mapped or installed (the host is out of memory).
+#[inline(never)]
 pub(super) fn prepare_current_thread() {
     // A thread whose thread-locals are being destroyed keeps whatever stack it has.
     let _ = ALT_STACK.try_with(|alt| {
