@@ -6,10 +6,20 @@ use rustix::io::Errno;
 
 /// Writes all of `bytes` to standard output, retrying on interruption. Output that cannot
 /// be written (a closed pipe) is dropped: the console has nowhere else to report it.
-pub(crate) fn write_stdout(mut bytes: &[u8]) {
-    let stdout = rustix::stdio::stdout();
+pub(crate) fn write_stdout(bytes: &[u8]) {
+    write_all(rustix::stdio::stdout(), bytes);
+}
+
+/// Writes every byte to standard error (the console's error stream).
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    write_all(rustix::stdio::stderr(), bytes);
+}
+
+/// Writes every byte to `fd`, retrying interrupted and partial writes; gives up silently on
+/// any other error (the console has nowhere to report it).
+fn write_all(fd: rustix::fd::BorrowedFd<'_>, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        match rustix::io::write(stdout, bytes) {
+        match rustix::io::write(fd, bytes) {
             Ok(written) => bytes = &bytes[written..],
             Err(Errno::INTR | Errno::AGAIN) => {}
             Err(_) => return,

@@ -109,6 +109,10 @@ impl Console for HostedHal {
         console::write_stdout(bytes);
     }
 
+    fn write_error_bytes(&self, bytes: &[u8]) {
+        console::write_stderr(bytes);
+    }
+
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
         console::read_stdin_nonblocking(buf)
     }
