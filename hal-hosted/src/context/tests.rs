@@ -133,8 +133,7 @@ fn stacks_have_a_guard_page_and_rounded_bounds() {
     let bounds = hal.stack_bounds(&stack);
     assert_eq!(bounds.start % page, 0);
     assert_eq!(bounds.end - bounds.start, 2 * page);
-    // The guard page is mapped with no access: `mprotect` to none again succeeds, while
-    // `madvise` on the page below the guard would not tell us anything. Ask the kernel.
+    // The page below the bounds is the guard: the kernel lists it with no access.
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let guard = bounds.start - page;
     let guard_line = maps
