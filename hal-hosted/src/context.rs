@@ -44,6 +44,9 @@ const DEFAULT_X87_CONTROL: u16 = 0x037f;
 const SWITCH_FRAME: usize = 64;
 
 /// A stack with a `PROT_NONE` guard page below it; unmapped when dropped.
+///
+/// Its read-write pages are backed by Linux on first touch, which never raises a signal
+/// and so never re-enters kernel-core (see the module documentation).
 #[derive(Debug)]
 pub struct Stack {
     /// The start of the mapping (the guard page).

@@ -330,3 +330,6 @@ impl Interrupts for HostedHal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

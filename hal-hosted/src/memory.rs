@@ -124,11 +124,8 @@ mod tests {
     use super::*;
     use crate::{HostedConfig, HostedHal};
 
-    #[test]
-    fn virtual_memory_conformance() {
-        let hal = HostedHal::new(HostedConfig::default());
-        kernel_core::boot::check_virtual_memory(&hal).unwrap();
-    }
+    // The virtual memory conformance check runs in `tests/conformance.rs`, with the rest of
+    // kernel-core's HAL conformance suite.
 
     #[test]
     fn misaligned_ranges_are_refused() {

@@ -11,6 +11,7 @@
 //! hosted implementation.
 
 mod boot;
+pub mod conformance;
 mod console;
 mod context;
 mod cpu;
