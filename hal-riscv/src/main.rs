@@ -50,7 +50,8 @@ use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store};
 const PANIC_STATUS: u8 = trap::FATAL_STATUS;
 
 /// The stack the job runs on: room for `EngineConfig::wasm_stack_size` of WebAssembly
-/// below the runtime's frames, and for the compiler. Backed on demand.
+/// below the runtime's frames, and for the compiler. Backed up front (a stack page first
+/// touched inside the memory manager could not be backed).
 const JOB_STACK_SIZE: usize = 4 * 1024 * 1024;
 
 /// `(module (func (export "f") unreachable))`: the boot self-check's trap.
@@ -96,7 +97,7 @@ fn run_bundle(platform: Platform, bytes: &[u8]) -> ! {
             format_args!("cannot read the boot bundle: {error}"),
         ),
     };
-    let mut stack = match Stack::new(JOB_STACK_SIZE) {
+    let mut stack = match Stack::new_backed(JOB_STACK_SIZE) {
         Ok(stack) => stack,
         Err(error) => fail(
             &platform,
@@ -152,7 +153,7 @@ fn self_check(platform: Platform) -> ! {
     if started > 0 {
         let _ = writeln!(out, "hal-riscv: {started} more CPUs started");
     }
-    let mut stack = match Stack::new(JOB_STACK_SIZE) {
+    let mut stack = match Stack::new_backed(JOB_STACK_SIZE) {
         Ok(stack) => stack,
         Err(error) => fail(&platform, format_args!("cannot allocate a stack: {error}")),
     };
