@@ -109,7 +109,14 @@ pub fn take_interrupts() {
     // is enabled in `sie`, and its handlers for interrupts touch only atomics, so taking
     // them here cannot disturb the caller. The `nop` keeps an instruction boundary with
     // `SIE` on (the CSR write itself makes interrupts visible on QEMU and by the spec).
-    unsafe { asm!("csrsi sstatus, 2", "nop", "csrci sstatus, 2", options(nostack)) };
+    unsafe {
+        asm!(
+            "csrsi sstatus, 2",
+            "nop",
+            "csrci sstatus, 2",
+            options(nostack)
+        )
+    };
 }
 
 /// Whether the harts have the V extension (set from the device tree).

@@ -37,12 +37,12 @@ use hal_riscv::memory_map::PAGE_SIZE;
 use hal_riscv::page_table::Pte;
 use hal_riscv::stack::Stack;
 use hal_riscv::{Platform, arch, heap, memory, platform, trap};
+use kernel_core::boot::image::{BootImage, CONSOLE_BEGIN, STDERR_PREFIX};
 use kernel_core::console::ConsoleWriter;
 use kernel_core::hal::{
     Clock, Console, CpuId, Cpus, Interrupts, Machine, MemoryError, Protection, VirtualMemory,
 };
 use kernel_core::job::{self, ConsoleOutput, ExitStatus};
-use kernel_core::boot::image::{BootImage, CONSOLE_BEGIN, STDERR_PREFIX};
 use kernel_core::wasm::env::WASM1_FEATURES;
 use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store};
 

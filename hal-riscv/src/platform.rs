@@ -11,9 +11,9 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use kernel_core::hal::{
-    BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, ExecutionContexts,
-    Interrupts, Isa, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler,
-    TrapHandler, Traps, VirtualMemory,
+    BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, ExecutionContexts, Interrupts,
+    Isa, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler, TrapHandler,
+    Traps, VirtualMemory,
 };
 
 use crate::arch;

@@ -47,7 +47,9 @@ impl Stack {
             .max(PAGE_SIZE)
             .checked_next_multiple_of(PAGE_SIZE)
             .ok_or(MemoryError::OutOfMemory)?;
-        let len = size.checked_add(PAGE_SIZE).ok_or(MemoryError::OutOfMemory)?;
+        let len = size
+            .checked_add(PAGE_SIZE)
+            .ok_or(MemoryError::OutOfMemory)?;
         let base = memory::reserve(len)?;
         let start = base.as_ptr() as usize + PAGE_SIZE;
         if let Err(error) = memory::populate(start, size, Protection::ReadWrite) {

@@ -45,11 +45,10 @@ use core::fmt::{self, Write as _};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use kernel_core::hal::{
-    Access, MemoryError, Protection, TimerHandler, TrapCause, TrapHandler, TrapInfo,
-    TrapResponse,
-};
 use kernel_core::boot::image::STDERR_PREFIX;
+use kernel_core::hal::{
+    Access, MemoryError, Protection, TimerHandler, TrapCause, TrapHandler, TrapInfo, TrapResponse,
+};
 
 use crate::arch;
 use crate::clock::Timebase;
