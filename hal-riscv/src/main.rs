@@ -26,6 +26,7 @@
 
 extern crate alloc;
 
+mod checks;
 mod entry;
 
 use alloc::string::ToString;
@@ -153,6 +154,24 @@ fn self_check(platform: Platform) -> ! {
     if started > 0 {
         let _ = writeln!(out, "hal-riscv: {started} more CPUs started");
     }
+    // Temporary checks of execution contexts and interrupts (`checks`), CPU 1 helping.
+    let mut results = alloc::vec![checks::contexts(&platform)];
+    if platform.cpu_count() > 1 {
+        results.push(checks::migration(&platform));
+    }
+    results.push(checks::timer(&platform));
+    results.push(checks::wake(&platform));
+    if let Err(error) = checks::stop_serving(&platform) {
+        results.push(Err(error));
+    }
+    for result in results {
+        match result {
+            Ok(report) => {
+                let _ = writeln!(out, "hal-riscv: {report}");
+            }
+            Err(error) => fail(&platform, format_args!("self-check: {error}")),
+        }
+    }
     let mut stack = match Stack::new_backed(JOB_STACK_SIZE) {
         Ok(stack) => stack,
         Err(error) => fail(&platform, format_args!("cannot allocate a stack: {error}")),
@@ -253,7 +272,8 @@ fn start_other_cpus(platform: &Platform) -> usize {
 }
 
 /// What a started CPU runs: writes and reads back its page (a demand fault served on
-/// that CPU's own trap stack), reports, then parks with interrupts off.
+/// that CPU's own trap stack), reports, then parks with interrupts off (CPU 1 first
+/// serves the checks of [`checks`]).
 fn secondary_check(cpu: CpuId, page: usize) -> ! {
     let word = page as *mut u64;
     let value = 0x5eed_0000 + u64::from(cpu.0);
@@ -265,6 +285,9 @@ fn secondary_check(cpu: CpuId, page: usize) -> ! {
     };
     if read == value {
         CPUS_CHECKED.fetch_add(1, Ordering::AcqRel);
+    }
+    if cpu == CpuId(1) {
+        checks::serve();
     }
     loop {
         core::hint::spin_loop();
