@@ -9,6 +9,10 @@
 //! - [`timer`]: with interrupts enabled, a plain loop on CPU 0 (and on CPU 1) is
 //!   interrupted by the timer, the installed handler runs with the clock reading and the
 //!   loop goes on; a disarmed timer stays silent.
+//! - [`nested`]: synchronous traps taken with interrupts on (a demand fault, a breakpoint
+//!   handled by an installed trap handler) run with interrupts off, take no interrupt in
+//!   the handler even with the timer pending, and return with interrupts on again, the
+//!   pending interrupt then taken at once.
 //! - [`wake`]: a `wake_cpu` from CPU 1 ends CPU 0's `wait_for_interrupt`, and a wake-up
 //!   sent before the wait is not lost, with interrupts enabled and disabled (on one CPU,
 //!   CPU 0 wakes itself).
@@ -23,8 +27,11 @@ use alloc::boxed::Box;
 use hal_riscv::context::SavedContext;
 use hal_riscv::memory_map::PAGE_SIZE;
 use hal_riscv::stack::Stack;
-use hal_riscv::{Platform, memory, trap};
-use kernel_core::hal::{Clock, CpuId, Cpus, ExecutionContexts, Interrupts};
+use hal_riscv::{Platform, arch, clock, memory, sbi, trap};
+use kernel_core::hal::{
+    Clock, CpuId, Cpus, ExecutionContexts, Interrupts, Protection, Redirect, TrapCause, TrapInfo,
+    TrapResponse, Traps, VirtualMemory,
+};
 
 /// The size of the stacks of the context checks: large, to check backing at that size.
 const CONTEXT_STACK_SIZE: usize = 8 * 1024 * 1024;
@@ -154,7 +161,10 @@ fn backed_stack(platform: &Platform) -> Result<Stack, alloc::string::String> {
         return Err(alloc::format!("stack page {page:#x} is not backed"));
     }
     if memory::mapping(bounds.start - PAGE_SIZE).is_some() {
-        return Err(alloc::format!("the guard page below {:#x} is mapped", bounds.start));
+        return Err(alloc::format!(
+            "the guard page below {:#x} is mapped",
+            bounds.start
+        ));
     }
     Ok(stack)
 }
@@ -198,7 +208,11 @@ pub fn contexts(platform: &Platform) -> CheckResult {
         return Err(failure.into());
     }
     if state.switches != 2 * ROUNDS + 1 {
-        return Err(alloc::format!("{} switches, not {}", state.switches, 2 * ROUNDS + 1));
+        return Err(alloc::format!(
+            "{} switches, not {}",
+            state.switches,
+            2 * ROUNDS + 1
+        ));
     }
     // The contexts stay suspended for good: their stacks are released, never resumed.
     drop((ping_stack, pong_stack));
@@ -367,9 +381,11 @@ pub fn migration(platform: &Platform) -> CheckResult {
         return Err("the migrant's rounding mode did not move with it".into());
     }
     drop(stack);
-    Ok("context migration ok: suspended on CPU 0, continued on CPU 1 (current_cpu 1, fcsr \
+    Ok(
+        "context migration ok: suspended on CPU 0, continued on CPU 1 (current_cpu 1, fcsr \
         kept)"
-        .into())
+            .into(),
+    )
 }
 
 /// Timer handler calls, and the last clock reading handed over.
@@ -462,7 +478,11 @@ fn prepare_wait(platform: &Platform) {
 
 /// One wake-up check with interrupts `enabled`: `command` (`WAKE_LATER` or `WAKE_NOW`)
 /// for CPU 1, or CPU 0 waking itself on a single CPU. Returns the microseconds waited.
-fn wake_once(platform: &Platform, enabled: bool, later: bool) -> Result<u64, alloc::string::String> {
+fn wake_once(
+    platform: &Platform,
+    enabled: bool,
+    later: bool,
+) -> Result<u64, alloc::string::String> {
     prepare_wait(platform);
     let was_enabled = platform.set_interrupts_enabled(enabled);
     let ipis = platform.software_interrupts();
@@ -504,7 +524,9 @@ fn wake_once(platform: &Platform, enabled: bool, later: bool) -> Result<u64, all
             core::hint::spin_loop();
         }
         if spurious > 0 {
-            return Err(alloc::format!("{spurious} spurious returns before the wake-up"));
+            return Err(alloc::format!(
+                "{spurious} spurious returns before the wake-up"
+            ));
         }
     }
     if end - start > 1_000_000_000 {
@@ -548,3 +570,106 @@ pub fn stop_serving(platform: &Platform) -> Result<(), alloc::string::String> {
     }
     Ok(())
 }
+
+/// What [`breakpoint_handler`] saw: timer handler calls on entry and on leaving, and
+/// `sstatus` inside the handler.
+static NESTED_SEEN: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// The trap handler [`nested`] installs: for its breakpoint, makes the timer interrupt
+/// pending (a deadline in the past), waits 1 ms in the handler, and continues after the
+/// breakpoint; anything else is fatal.
+fn breakpoint_handler(info: &TrapInfo) -> TrapResponse {
+    if info.cause != TrapCause::Breakpoint {
+        return TrapResponse::Fatal;
+    }
+    NESTED_SEEN[0].store(TIMER_CALLS.load(Ordering::Acquire), Ordering::Relaxed);
+    sbi::set_timer(0);
+    let start = clock::read_ticks();
+    while clock::read_ticks() - start < clock::DEFAULT_TIMEBASE_HZ / 1000 {
+        core::hint::spin_loop();
+    }
+    NESTED_SEEN[1].store(TIMER_CALLS.load(Ordering::Acquire), Ordering::Relaxed);
+    NESTED_SEEN[2].store(arch::clear_sstatus(0) as u64, Ordering::Relaxed);
+    TrapResponse::Redirect(Redirect {
+        // `ebreak` without compression: 4 bytes.
+        pc: info.pc + 4,
+        sp: info.sp,
+        fp: info.fp,
+        args: [0x5eed, 0],
+    })
+}
+
+/// Traps taken with interrupts enabled: a demand fault and a breakpoint whose handler
+/// makes the timer interrupt pending.
+pub fn nested(platform: &Platform) -> CheckResult {
+    // A demand fault with interrupts on.
+    let page = platform
+        .reserve(PAGE_SIZE)
+        .map_err(|error| alloc::format!("reserve: {error}"))?;
+    // Safety: the fresh reservation; nothing else refers to it.
+    unsafe { platform.commit(page, PAGE_SIZE, Protection::ReadWrite) }
+        .map_err(|error| alloc::format!("commit: {error}"))?;
+    let was_enabled = platform.set_interrupts_enabled(true);
+    // Safety: the page is committed read+write; the write is backed on demand.
+    unsafe { page.as_ptr().cast::<u64>().write_volatile(7) };
+    let after_fault = platform.set_interrupts_enabled(true);
+    platform.set_interrupts_enabled(was_enabled);
+    // Safety: the reservation made above, no longer used.
+    unsafe { platform.release(page, PAGE_SIZE) }
+        .map_err(|error| alloc::format!("release: {error}"))?;
+    if !after_fault {
+        return Err("interrupts were off after a demand fault taken with them on".into());
+    }
+    // A breakpoint with interrupts on, the timer made pending inside its handler.
+    platform.install_trap_handler(breakpoint_handler);
+    let before = TIMER_CALLS.load(Ordering::Acquire);
+    let was_enabled = platform.set_interrupts_enabled(true);
+    let marker: usize;
+    // Safety: the breakpoint traps into `breakpoint_handler`, which continues after it
+    // with a0 and a1 set (declared clobbered) and every other register as it was; the
+    // timer interrupt it leaves pending only records.
+    unsafe {
+        asm!(
+            ".option push",
+            ".option norvc",
+            "ebreak",
+            ".option pop",
+            lateout("a0") marker,
+            lateout("a1") _,
+        );
+    }
+    let calls_right_after = TIMER_CALLS.load(Ordering::Acquire);
+    let still_enabled = platform.set_interrupts_enabled(was_enabled);
+    platform.set_timer_deadline(u64::MAX);
+    let seen = NESTED_SEEN
+        .each_ref()
+        .map(|seen| seen.load(Ordering::Relaxed));
+    if marker != 0x5eed {
+        return Err("the breakpoint's redirect did not set a0".into());
+    }
+    if seen[0] != before || seen[1] != before {
+        return Err("a timer interrupt nested in the trap handler".into());
+    }
+    if seen[2] & arch::SSTATUS_SIE as u64 != 0 {
+        return Err("the trap handler ran with interrupts on".into());
+    }
+    if seen[2] & SSTATUS_SPIE == 0 {
+        return Err("sstatus.SPIE did not record interrupts on".into());
+    }
+    if calls_right_after != before + 1 || !still_enabled {
+        return Err(alloc::format!(
+            "after sret: {} timer interrupts (expected 1), interrupts {}",
+            calls_right_after - before,
+            if still_enabled { "on" } else { "off" }
+        ));
+    }
+    Ok(
+        "nested traps ok: a demand fault and a breakpoint taken with interrupts on ran \
+        with SIE off (SPIE on), no timer interrupt nested in the handler though pending, \
+        taken right after sret restored SIE"
+            .into(),
+    )
+}
+
+/// `sstatus.SPIE`: interrupts were on when the trap was taken.
+const SSTATUS_SPIE: u64 = 1 << 5;

@@ -160,6 +160,7 @@ fn self_check(platform: Platform) -> ! {
         results.push(checks::migration(&platform));
     }
     results.push(checks::timer(&platform));
+    results.push(checks::nested(&platform));
     results.push(checks::wake(&platform));
     if let Err(error) = checks::stop_serving(&platform) {
         results.push(Err(error));
