@@ -16,8 +16,10 @@
 //!   [`CONSOLE_BEGIN`] marker, runs the job with the WebAssembly runtime on a
 //!   [`JOB_STACK_SIZE`] stack with a guard page, and powers off with the job's status;
 //! - without one, it checks virtual memory (W^X for frames of code included), the timer
-//!   interrupt, the other CPUs (each takes a demand fault on its own trap stack) and a
-//!   WebAssembly trap, prints `hal-riscv: boot ok` and powers off with status 0.
+//!   interrupt, the other CPUs (each takes a demand fault on its own trap stack),
+//!   execution contexts and interrupts with `sstatus.SIE` on (the temporary [`checks`],
+//!   CPU 1 helping) and a WebAssembly trap, prints `hal-riscv: boot ok` and powers off
+//!   with status 0.
 //!
 //! A panic prints its message on the UART and ends QEMU with status 70, as a fatal fault
 //! does (`hal_riscv::trap::FATAL_STATUS`).

@@ -431,9 +431,12 @@ impl ExecutionContexts for Platform {
     }
 
     fn new_context(&self, stack: &Stack, entry: fn(usize) -> !, arg: usize) -> SavedContext {
-        // Safety: the top of a `Stack` is page aligned, its pages are mapped read+write,
-        // and the caller hands over a stack nothing runs on (the trait's contract: a new
-        // context is made on a stack of its own).
+        // Safety: the top of a `Stack` is page aligned and its pages are mapped
+        // read+write for as long as the `Stack` lives (backed up front). The frame (a
+        // `context::SwitchFrame`) goes at the stack's top, which no running context uses:
+        // the trait's contract has every context made on a stack of its own (its safe
+        // signature cannot enforce that; a context still running on `stack` would be
+        // corrupted).
         unsafe { context::prepare(stack.top(), entry, arg) }
     }
 
