@@ -102,6 +102,23 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("wfi", options(nomem, nostack)) };
 }
 
+/// Opens interrupts for an instant (`sstatus.SIE` on, then off): the interrupts pending
+/// and enabled in `sie` are taken and handled by the trap vector. Leaves `SIE` off.
+pub fn take_interrupts() {
+    // Safety: only toggles `sstatus.SIE`; the trap vector is installed before any source
+    // is enabled in `sie`, and its handlers for interrupts touch only atomics, so taking
+    // them here cannot disturb the caller. The `nop` keeps an instruction boundary with
+    // `SIE` on (the CSR write itself makes interrupts visible on QEMU and by the spec).
+    unsafe {
+        asm!(
+            "csrsi sstatus, 2",
+            "nop",
+            "csrci sstatus, 2",
+            options(nostack)
+        )
+    };
+}
+
 /// Whether the harts have the V extension (set from the device tree).
 static VECTOR_UNIT: AtomicBool = AtomicBool::new(false);
 

@@ -19,7 +19,8 @@
 //! | [`region_allocator`] | ranges of virtual address space                              |
 //! | [`reservations`]     | what is reserved and committed, with which protection       |
 //! | [`heap`]             | the global allocator: a boot heap, then a growing heap       |
-//! | [`stack`]            | stacks with guard pages, running code on them                |
+//! | [`stack`]            | stacks with guard pages, backed up front, running code on them |
+//! | [`context`]          | execution contexts: switching stacks                         |
 //! | [`trap`]             | the trap vector, trap frames, interrupts, fatal reports      |
 //! | [`device_tree`]      | reading the flattened device tree                            |
 //! | [`memory_map`]       | the memory map: RAM minus the reserved ranges                |
@@ -43,6 +44,8 @@ pub mod reservations;
 pub mod arch;
 #[cfg(target_arch = "riscv64")]
 pub mod clock;
+#[cfg(target_arch = "riscv64")]
+pub mod context;
 #[cfg(target_arch = "riscv64")]
 pub mod cpus;
 #[cfg(target_arch = "riscv64")]

@@ -473,20 +473,63 @@ pub fn publish_code(addr: usize, len: usize) -> Result<(), MemoryError> {
     Ok(())
 }
 
-/// Commits `[addr, addr + len)` and backs every page at once (for memory the trap path
-/// itself uses, which must never fault).
+/// Commits `[addr, addr + len)` and backs every page at once (for memory that must never
+/// fault: the trap path's own stacks, and every stack, which the memory manager itself
+/// may run on). Takes the locks once for the whole range and drops cached translations
+/// once at the end.
+///
+/// # Errors
+/// [`MemoryError::Misaligned`], [`MemoryError::NotReserved`], or
+/// [`MemoryError::OutOfMemory`] when the frames run out (the pages backed so far stay
+/// committed and backed; releasing the reservation frees them).
 pub fn populate(addr: usize, len: usize, protection: Protection) -> Result<(), MemoryError> {
     commit(addr, len, protection)?;
+    let regions = REGIONS.lock();
+    let regions = regions.as_ref().ok_or(MemoryError::NotReserved)?;
+    let mut paging = PAGING.lock();
+    let paging = paging.as_mut().ok_or(MemoryError::NotReserved)?;
+    let Paging { table, frames, .. } = paging;
+    let mut result = Ok(());
+    let mut backed = 0;
     for page in (addr..addr + len).step_by(PAGE_SIZE) {
-        match back_page(page, None) {
-            DemandOutcome::Backed => {}
-            DemandOutcome::OutOfMemory => return Err(MemoryError::OutOfMemory),
-            DemandOutcome::NotDemand | DemandOutcome::Busy => {
-                return Err(MemoryError::Platform(-1));
-            }
+        // `commit` just recorded the range; a concurrent change of it is the caller's bug.
+        if regions.reservations.state(page) != PageState::Committed(protection) {
+            result = Err(MemoryError::NotReserved);
+            break;
         }
+        if table.lookup(&DirectMap(frames), page).is_some() {
+            continue;
+        }
+        let Some(frame) = frames.allocate() else {
+            result = Err(MemoryError::OutOfMemory);
+            break;
+        };
+        zero_frame(frame);
+        let entry = entry_for(frame, protection);
+        if is_code(entry) && set_alias(*table, &mut DirectMap(frames), frame, false).is_err() {
+            let _ = frames.free(frame);
+            result = Err(MemoryError::OutOfMemory);
+            break;
+        }
+        if table
+            .set_entry(&mut DirectMap(frames), page, entry)
+            .is_err()
+        {
+            if is_code(entry) {
+                // Splitting succeeded above: making the alias writable again cannot fail.
+                let _ = set_alias(*table, &mut DirectMap(frames), frame, true);
+            }
+            let _ = frames.free(frame);
+            result = Err(MemoryError::OutOfMemory);
+            break;
+        }
+        backed += 1;
     }
-    Ok(())
+    // The entries were empty: only translations cached as invalid need dropping.
+    if backed > 0 {
+        flush(addr, len / PAGE_SIZE);
+    }
+    result
 }
 
 /// What [`back_on_demand`] did.

@@ -6,22 +6,26 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use kernel_core::hal::{
-    BootInfo, BootModule, Clock, Console, CpuError, CpuId, Cpus, Interrupts, Isa, Machine,
-    MemoryError, MemoryKind, MemoryRegion, Protection, TrapHandler, Traps, VirtualMemory,
+    BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, ExecutionContexts, Interrupts,
+    Isa, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler, TrapHandler,
+    Traps, VirtualMemory,
 };
 
 use crate::arch;
 use crate::clock::Timebase;
+use crate::context::{self, SavedContext};
 use crate::cpus::{self, HartTable};
 use crate::device_tree::MachineDescription;
 use crate::memory::{self, Layout};
 use crate::memory_map::{self, PAGE_SIZE, Range};
 use crate::sbi;
 use crate::sifive_test::{self, TestDevice};
+use crate::stack::Stack;
 use crate::trap;
 use crate::uart::{self, Uart};
 
@@ -84,7 +88,8 @@ pub fn panic_test_device() -> TestDevice {
 }
 
 /// The riscv64 platform: implements the kernel-core HAL traits [`Console`], [`Clock`],
-/// [`BootInfo`], [`Cpus`], [`Machine`], [`VirtualMemory`], [`Traps`] and [`Interrupts`].
+/// [`BootInfo`], [`Cpus`], [`Machine`], [`VirtualMemory`], [`Traps`], [`Interrupts`] and
+/// [`ExecutionContexts`].
 ///
 /// The memory and trap state behind it is global (the trap path reaches it without a
 /// platform value), so the value itself is cheap to move, for instance into a
@@ -179,6 +184,8 @@ impl Platform {
         if let Err(error) = unsafe { memory::init(&layout) } {
             panic!("cannot build the kernel page tables: {error:?}");
         }
+        let timebase = Timebase::new(machine.timebase_hz);
+        trap::set_timebase(timebase);
         if let Err(error) = trap::prepare_cpu(0) {
             panic!("cannot allocate the boot hart's trap stack: {error}");
         }
@@ -198,7 +205,7 @@ impl Platform {
         Self {
             console,
             test_device,
-            timebase: Timebase::new(machine.timebase_hz),
+            timebase,
             harts: HartTable::new(boot_hart, &machine.hart_ids),
             memory_map,
             command_line: machine.command_line,
@@ -206,7 +213,8 @@ impl Platform {
         }
     }
 
-    /// The initrd the boot loader placed (QEMU's `-initrd`), if any.
+    /// The initrd the boot loader placed (QEMU's `-initrd`), if any: the boot image
+    /// ([`BootInfo::boot_image`]), borrowed for as long as the kernel runs.
     pub fn initrd(&self) -> Option<&'static [u8]> {
         self.initrd
     }
@@ -214,6 +222,11 @@ impl Platform {
     /// Timer interrupts taken so far by the running CPU.
     pub fn timer_interrupts(&self) -> u64 {
         trap::timer_interrupts(cpus::current_cpu_index())
+    }
+
+    /// Software interrupts (wake-ups) taken so far by the running CPU.
+    pub fn software_interrupts(&self) -> u64 {
+        trap::software_interrupts(cpus::current_cpu_index())
     }
 
     /// The hart id of `cpu`, if there is such a CPU.
@@ -247,10 +260,10 @@ impl BootInfo for Platform {
         self.command_line
     }
 
-    fn boot_modules(&self) -> &[BootModule<'_>] {
-        // The initrd holds a `sim qemu` job bundle (see `Platform::initrd`), not programs:
-        // there are no boot programs until `sim qemu boot` exists.
-        &[]
+    /// The initrd (QEMU's `-initrd`): the boot loader placed it, the memory map reserves
+    /// it and the direct map keeps it readable.
+    fn boot_image(&self) -> Option<&[u8]> {
+        self.initrd
     }
 }
 
@@ -356,10 +369,22 @@ impl Traps for Platform {
 }
 
 /// The timer is the SBI's (`sbi_set_timer`, which OpenSBI implements with the Sstc
-/// `stimecmp` where the hart has it); a timer interrupt only counts a tick on its CPU.
+/// `stimecmp` where the hart has it). A timer interrupt calls the installed
+/// [`TimerHandler`] and, like a wake-up IPI, marks an interrupt pending on its CPU
+/// ([`crate::trap`]), which [`Interrupts::wait_for_interrupt`] consumes.
 impl Interrupts for Platform {
+    fn install_timer_handler(&self, handler: TimerHandler) {
+        trap::install_timer_handler(handler);
+    }
+
     fn set_timer_deadline(&self, deadline_ns: u64) {
-        sbi::set_timer(self.timebase.ns_to_ticks(deadline_ns));
+        let ticks = if deadline_ns == u64::MAX {
+            // Disarmed: `ns_to_ticks` would give a (very distant) finite deadline.
+            u64::MAX
+        } else {
+            self.timebase.ns_to_ticks(deadline_ns)
+        };
+        sbi::set_timer(ticks);
     }
 
     fn set_interrupts_enabled(&self, enabled: bool) -> bool {
@@ -371,7 +396,52 @@ impl Interrupts for Platform {
         previous & arch::SSTATUS_SIE != 0
     }
 
+    /// With `sstatus.SIE` off, so that no interrupt is handled between the look at the
+    /// pending mark and the `wfi`: returns at once when an interrupt was taken since the
+    /// previous return; otherwise `wfi`, which ends once a timer or software interrupt is
+    /// pending (both are enabled in `sie` on every hart, and `wfi` does not need `SIE`),
+    /// then opens interrupts for an instant so that the interrupt is taken and recorded
+    /// (whatever the caller's interrupt state), and consumes the mark.
     fn wait_for_interrupt(&self) {
-        arch::wait_for_interrupt();
+        let was_enabled = arch::clear_sstatus(arch::SSTATUS_SIE) & arch::SSTATUS_SIE != 0;
+        let cpu = cpus::current_cpu_index();
+        if !trap::take_pending(cpu) {
+            arch::wait_for_interrupt();
+            arch::take_interrupts();
+            trap::take_pending(cpu);
+        }
+        if was_enabled {
+            arch::set_sstatus(arch::SSTATUS_SIE);
+        }
+    }
+}
+
+/// Stacks are [`Stack`]s, backed up front; a context is its saved stack pointer, switched
+/// by [`context::switch`].
+impl ExecutionContexts for Platform {
+    type Stack = Stack;
+    type SavedContext = SavedContext;
+
+    fn allocate_stack(&self, size: usize) -> Result<Stack, ContextError> {
+        Stack::new_backed(size).map_err(ContextError::Memory)
+    }
+
+    fn stack_bounds(&self, stack: &Stack) -> ops::Range<usize> {
+        stack.bottom()..stack.top()
+    }
+
+    fn new_context(&self, stack: &Stack, entry: fn(usize) -> !, arg: usize) -> SavedContext {
+        // Safety: the top of a `Stack` is page aligned and its pages are mapped
+        // read+write for as long as the `Stack` lives (backed up front). The frame (a
+        // `context::SwitchFrame`) goes at the stack's top, which no running context uses:
+        // the trait's contract has every context made on a stack of its own (its safe
+        // signature cannot enforce that; a context still running on `stack` would be
+        // corrupted).
+        unsafe { context::prepare(stack.top(), entry, arg) }
+    }
+
+    unsafe fn switch(&self, from: *mut SavedContext, to: *const SavedContext) {
+        // Safety: the caller keeps the trait's contract, which is `context::switch`'s.
+        unsafe { context::switch(from, to) }
     }
 }

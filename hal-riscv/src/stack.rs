@@ -1,11 +1,17 @@
-//! Running code on a stack of its own: a reservation with an unmapped guard page at the
-//! bottom, committed read+write and backed on demand as the stack grows into it.
+//! Stacks of their own: a reservation with an unmapped guard page at the bottom and the
+//! stack above it, every page backed when the stack is made.
 //!
-//! The kernel runs its job (compiling and running WebAssembly) on such a stack, much
-//! larger than the boot stack: WebAssembly may use `EngineConfig::wasm_stack_size` bytes
-//! below the point where the runtime calls into it, and the compiler and runtime need
-//! room of their own. Overflowing the stack faults on the guard page, which the trap path
-//! reports as a fatal fault (the trap stack is separate).
+//! The kernel runs its job (compiling and running WebAssembly), every execution context
+//! (`kernel_core::hal::ExecutionContexts`) and every started hart on such a stack: much
+//! larger than the boot stack, as WebAssembly may use `EngineConfig::wasm_stack_size`
+//! bytes below the point where the runtime calls into it. Overflowing the stack faults on
+//! the guard page, which the trap path reports (the trap stack is separate).
+//!
+//! Stack pages are never backed on demand: a first touch of a stack page faults into the
+//! memory manager, and when the code touching it is the memory manager itself (holding
+//! its locks, deep in a `memory.grow` called from a deep WebAssembly recursion), the fault
+//! cannot be served and is fatal ("fault inside the memory manager"). So every page is
+//! backed up front, and a stack costs its full size in frames from the start.
 
 use core::arch::naked_asm;
 use core::ptr::NonNull;
@@ -15,54 +21,52 @@ use kernel_core::hal::{MemoryError, Protection};
 use crate::memory;
 use crate::page_table::PAGE_SIZE;
 
-/// A stack with a guard page below it; released when dropped.
+/// A stack with a guard page below it, every page backed; released when dropped.
 #[derive(Debug)]
 pub struct Stack {
+    /// The reservation: the guard page, then the stack.
     base: NonNull<u8>,
+    /// The reservation's length: the guard page and the stack.
     len: usize,
 }
 
+// Safety: a `Stack` owns its reservation (nothing else releases or remaps it), and the
+// memory functions it calls (`memory::release` when dropped) take the memory module's
+// locks, so any CPU may hold and drop it.
+unsafe impl Send for Stack {}
+
 impl Stack {
-    /// A stack of `size` usable bytes (rounded up to pages) above a guard page, backed
-    /// on demand.
+    /// A stack of `size` usable bytes (rounded up to pages, at least one) above a guard
+    /// page, every page backed at once (see the module documentation for why).
     ///
     /// # Errors
-    /// The [`MemoryError`] when the address space or frames are out.
-    pub fn new(size: usize) -> Result<Self, MemoryError> {
-        Self::make(size, memory::commit)
-    }
-
-    /// A stack of `size` usable bytes (rounded up to pages) above a guard page, backed at
-    /// once: for a hart's first stack, which it uses before its trap vector (and so
-    /// demand paging) is on.
-    ///
-    /// # Errors
-    /// The [`MemoryError`] when the address space or frames are out.
+    /// The [`MemoryError`] when the address space or frames are out; nothing is left
+    /// allocated then.
     pub fn new_backed(size: usize) -> Result<Self, MemoryError> {
-        Self::make(size, memory::populate)
-    }
-
-    /// Reserves the stack and its guard page and commits the stack with `commit`.
-    fn make(
-        size: usize,
-        commit: fn(usize, usize, Protection) -> Result<(), MemoryError>,
-    ) -> Result<Self, MemoryError> {
-        let size = size.max(PAGE_SIZE).next_multiple_of(PAGE_SIZE);
-        let len = size + PAGE_SIZE;
+        let size = size
+            .max(PAGE_SIZE)
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MemoryError::OutOfMemory)?;
+        let len = size
+            .checked_add(PAGE_SIZE)
+            .ok_or(MemoryError::OutOfMemory)?;
         let base = memory::reserve(len)?;
-        if let Err(error) = commit(
-            base.as_ptr() as usize + PAGE_SIZE,
-            size,
-            Protection::ReadWrite,
-        ) {
-            // The reservation made just above, never used.
+        let start = base.as_ptr() as usize + PAGE_SIZE;
+        if let Err(error) = memory::populate(start, size, Protection::ReadWrite) {
+            // The reservation made just above, never used: releasing it frees the frames
+            // backed before `populate` failed.
             let _ = memory::release(base.as_ptr() as usize, len);
             return Err(error);
         }
         Ok(Self { base, len })
     }
 
-    /// One past the highest byte of the stack: the initial stack pointer.
+    /// The lowest usable address (just above the guard page, page aligned).
+    pub fn bottom(&self) -> usize {
+        self.base.as_ptr() as usize + PAGE_SIZE
+    }
+
+    /// One past the highest byte of the stack: the initial stack pointer (page aligned).
     pub fn top(&self) -> usize {
         self.base.as_ptr() as usize + self.len
     }

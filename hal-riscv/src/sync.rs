@@ -4,6 +4,13 @@
 //! that wait would never end. [`SpinLock::try_lock_from_trap`] therefore refuses (instead
 //! of spinning) when the current CPU is the holder, and [`SpinLock::lock`] panics in that
 //! case, which is always a bug (a lock taken twice on one CPU), rather than hanging.
+//!
+//! Locks are held with interrupts enabled too (kernel and JIT code run with `sstatus.SIE`
+//! set). That is sound because the interrupt path (timer, IPI) takes no lock at all: only
+//! synchronous traps (demand paging) take locks, through
+//! [`SpinLock::try_lock_from_trap`]. The holder is a CPU, not an execution context: code
+//! must not switch contexts while holding a lock (another context on the same CPU taking
+//! it would panic, and the holder might resume on another CPU).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};

@@ -16,8 +16,11 @@
 //!
 //! # Dispatch
 //!
-//! - Interrupts only record: a timer interrupt disarms the timer and counts a tick on its
-//!   CPU (kernel-core's epoch), a software interrupt (IPI) is acknowledged and counted.
+//! - Interrupts only record, and take no lock (they may interrupt any holder): a timer
+//!   interrupt disarms the timer, calls kernel-core's [`TimerHandler`] (which advances its
+//!   epoch) with the clock reading, and marks an interrupt pending on its CPU; a software
+//!   interrupt (IPI, `wake_cpu`) is acknowledged and marks one pending. The pending mark is
+//!   what [`take_pending`] (and so `Interrupts::wait_for_interrupt`) consumes.
 //! - A page fault on a committed page that has no frame yet is served by
 //!   [`memory::back_on_demand`] and the instruction retried, before kernel-core sees it.
 //! - Everything else becomes a [`TrapInfo`] (pc = `sepc`, fp = `s0`, sp, `stval` as the
@@ -27,18 +30,28 @@
 //!   fault is reported on the UART (pc, `stval`, `scause`, sp, fp) and the machine
 //!   powered off with status [`FATAL_STATUS`].
 //! - A synchronous trap taken while a trap is being handled on the same CPU is fatal.
+//!
+//! # Interrupts enabled in S-mode
+//!
+//! Kernel and JIT code may run with `sstatus.SIE` set. Taking any trap clears `SIE` (its
+//! old value goes to `SPIE`), so the whole handler runs with interrupts off and no
+//! interrupt nests in it; the frame keeps `sstatus` as the trap left it and the exit
+//! writes it back before `sret`, which sets `SIE` from `SPIE` again. Nothing here depends
+//! on the interrupted context beyond its registers: `sscratch` and `tp` belong to the
+//! hart, so a context that moved to another hart traps onto that hart's trap stack.
 
 use core::arch::global_asm;
 use core::fmt::{self, Write as _};
 use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use kernel_core::hal::{
-    Access, MemoryError, Protection, TrapCause, TrapHandler, TrapInfo, TrapResponse,
-};
 use kernel_core::boot::image::STDERR_PREFIX;
+use kernel_core::hal::{
+    Access, MemoryError, Protection, TimerHandler, TrapCause, TrapHandler, TrapInfo, TrapResponse,
+};
 
 use crate::arch;
+use crate::clock::Timebase;
 use crate::cpus::{self, MAX_CPUS};
 use crate::memory::{self, DemandOutcome};
 use crate::page_table::PAGE_SIZE;
@@ -180,6 +193,8 @@ struct HartState {
     timer_interrupts: AtomicU64,
     /// Software interrupts (IPIs) taken.
     software_interrupts: AtomicU64,
+    /// Set by every timer and software interrupt, cleared by [`take_pending`].
+    pending: AtomicBool,
 }
 
 /// The per-CPU state, by CPU number.
@@ -190,11 +205,19 @@ static HARTS: [HartState; MAX_CPUS] = [const {
         trap_stack_top: AtomicUsize::new(0),
         timer_interrupts: AtomicU64::new(0),
         software_interrupts: AtomicU64::new(0),
+        pending: AtomicBool::new(false),
     }
 }; MAX_CPUS];
 
 /// kernel-core's handler as a data pointer, null before one is installed.
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// kernel-core's timer handler as a data pointer, null before one is installed.
+static TIMER_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The `time` CSR's frequency, for the clock reading handed to the timer handler (0
+/// before [`set_timebase`]: QEMU `virt`'s default then).
+static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// The state of the running CPU.
 fn current_hart() -> &'static HartState {
@@ -230,7 +253,41 @@ pub unsafe fn enter_cpu(cpu: usize) {
     // Safety: the entry is 4-byte aligned (`.balign 4`) and expects `sscratch` to hold
     // the top of a trap stack; `prepare_cpu` backed this one, used by this hart only.
     unsafe { arch::install_trap_vector(hal_riscv_trap_entry as *const () as usize, top) };
+    // No deadline until kernel-core sets one (the firmware may have left one armed, or
+    // expired, which would end every `wfi` at once).
+    sbi::set_timer(u64::MAX);
     arch::enable_interrupt_sources(arch::SIE_SSIE | arch::SIE_STIE);
+}
+
+/// Sets the timebase the timer interrupt converts the `time` CSR with.
+pub fn set_timebase(timebase: Timebase) {
+    TIMEBASE_HZ.store(timebase.hz(), Ordering::Release);
+}
+
+/// Installs kernel-core's timer handler for every CPU.
+pub fn install_timer_handler(handler: TimerHandler) {
+    TIMER_HANDLER.store(handler as *mut (), Ordering::Release);
+}
+
+/// The timer handler kernel-core installed, if any.
+fn installed_timer_handler() -> Option<TimerHandler> {
+    let pointer = TIMER_HANDLER.load(Ordering::Acquire);
+    if pointer.is_null() {
+        return None;
+    }
+    // Safety: the only non-null values stored in `TIMER_HANDLER` are `TimerHandler`
+    // function pointers cast to data pointers (`install_timer_handler`); function and
+    // data pointers have the same size on riscv64, so the cast back gives the same
+    // function.
+    Some(unsafe { core::mem::transmute::<*mut (), TimerHandler>(pointer) })
+}
+
+/// Whether a timer or software interrupt was taken on CPU `cpu` since the previous call
+/// for it; clears the mark.
+pub fn take_pending(cpu: usize) -> bool {
+    HARTS
+        .get(cpu)
+        .is_some_and(|hart| hart.pending.swap(false, Ordering::AcqRel))
 }
 
 /// Installs kernel-core's handler for every CPU.
@@ -262,6 +319,13 @@ pub fn timer_interrupts(cpu: usize) -> u64 {
         .map_or(0, |hart| hart.timer_interrupts.load(Ordering::Relaxed))
 }
 
+/// Software interrupts (IPIs) CPU `cpu` has taken.
+pub fn software_interrupts(cpu: usize) -> u64 {
+    HARTS
+        .get(cpu)
+        .map_or(0, |hart| hart.software_interrupts.load(Ordering::Relaxed))
+}
+
 /// The Rust side of the trap entry: handles the trap saved in `frame` and edits the frame
 /// to say where to continue.
 ///
@@ -284,7 +348,8 @@ unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
     hart.depth.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Records an interrupt.
+/// Records an interrupt. Interrupt context: the interrupted code may hold any lock, so
+/// this touches atomics only (and the firmware, through `ecall`).
 fn handle_interrupt(hart: &HartState, cause: usize) {
     match cause {
         INTERRUPT_TIMER => {
@@ -292,10 +357,16 @@ fn handle_interrupt(hart: &HartState, cause: usize) {
             // `set_timer_deadline`.
             sbi::set_timer(u64::MAX);
             hart.timer_interrupts.fetch_add(1, Ordering::Relaxed);
+            if let Some(handler) = installed_timer_handler() {
+                let timebase = Timebase::new(TIMEBASE_HZ.load(Ordering::Acquire));
+                handler(timebase.now_ns());
+            }
+            hart.pending.store(true, Ordering::Release);
         }
         INTERRUPT_SOFTWARE => {
             arch::clear_pending(arch::SIP_SSIP);
             hart.software_interrupts.fetch_add(1, Ordering::Relaxed);
+            hart.pending.store(true, Ordering::Release);
         }
         // No other source is enabled in `sie`.
         _ => {}

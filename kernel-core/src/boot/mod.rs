@@ -16,15 +16,11 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
-use core::ptr::NonNull;
 
 use self::image::{BootImage, Job, RunRequest, WastRequest};
 use crate::KernelHal;
 use crate::console::ConsoleWriter;
-use crate::hal::{
-    BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryError, MemoryKind, Protection,
-    VirtualMemory,
-};
+use crate::hal::{BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryKind};
 use crate::job::{self, ConsoleOutput, ExitStatus};
 use crate::kernel::{BootProgram, Kernel, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
@@ -51,8 +47,8 @@ pub fn main<H: KernelHal>(hal: H) -> ! {
 pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     let image = match hal.boot_image().map(BootImage::decode) {
         None => {
-            let status = self_check(&hal);
-            return (Box::leak(Box::new(hal)), status);
+            let hal: &'static H = Box::leak(Box::new(hal));
+            return (hal, self_check(hal));
         }
         Some(Ok(image)) => image,
         Some(Err(error)) => {
@@ -188,19 +184,25 @@ fn wast_job<H: KernelHal>(request: WastRequest) -> ProcessMain<H> {
     })
 }
 
-/// Without a boot image: prints the banner and the platform report and checks the
-/// platform; returns 0 when every check passed.
-fn self_check<H: KernelHal>(hal: &H) -> u8 {
+/// Without a boot image: prints the banner and the platform report and runs the HAL
+/// conformance suite ([`crate::hal::conformance`]); returns 0 when every check passed.
+fn self_check<H: KernelHal>(hal: &'static H) -> u8 {
     announce(hal);
     let mut out = ConsoleWriter(hal);
-    if let Err(error) = check_virtual_memory(hal) {
-        report_failure(hal, format_args!("virtual memory self-check: {error}"));
-        return ExitStatus::KernelFailure.code();
+    let mut print = |line: core::fmt::Arguments<'_>| {
+        // Writing to a console cannot fail (ConsoleWriter always returns Ok).
+        let _ = writeln!(out, "self-check: {line}");
+    };
+    match crate::hal::conformance::run(hal, &mut print) {
+        Ok(passed) => {
+            print(format_args!("ok, {passed} checks passed"));
+            0
+        }
+        Err(error) => {
+            report_failure(hal, format_args!("HAL self-check: {error}"));
+            ExitStatus::KernelFailure.code()
+        }
     }
-    // Writing to a console cannot fail (ConsoleWriter always returns Ok).
-    let _ = writeln!(out, "self-check: virtual memory ok");
-    let _ = writeln!(out, "self-check: ok");
-    0
 }
 
 /// Reports a failure of the kernel itself on the error stream.
@@ -252,61 +254,4 @@ pub fn announce<H: Console + Cpus + BootInfo + Clock + ?Sized>(hal: &H) -> BootR
         let _ = writeln!(out, "command line: {command_line}");
     }
     report
-}
-
-/// Exercises the virtual memory HAL once: reserve, commit, write and read back, protect,
-/// decommit (contents must read as zero when committed again) and release.
-///
-/// # Errors
-/// The first [`MemoryError`] the HAL reports, or [`MemoryError::Platform`] with code -1
-/// when the HAL broke its contract (decommitted memory did not read as zero).
-pub fn check_virtual_memory<H: VirtualMemory + ?Sized>(hal: &H) -> Result<(), MemoryError> {
-    let page = hal.page_size();
-    let len = page.checked_mul(4).ok_or(MemoryError::OutOfMemory)?;
-    let base = hal.reserve(len)?;
-    let result = exercise_reservation(hal, base, page);
-    // Safety: `base`/`len` is exactly the reservation made above, and nothing refers to it
-    // any more: `exercise_reservation` has returned.
-    let released = unsafe { hal.release(base, len) };
-    result.and(released)
-}
-
-/// The body of [`check_virtual_memory`] on the reservation `[base, base + 4 pages)`.
-fn exercise_reservation<H: VirtualMemory + ?Sized>(
-    hal: &H,
-    base: NonNull<u8>,
-    page: usize,
-) -> Result<(), MemoryError> {
-    let two_pages = page * 2;
-    // Safety: the first two pages lie inside the live 4-page reservation at `base`, and no
-    // reference points into them yet.
-    unsafe { hal.commit(base, two_pages, Protection::ReadWrite)? };
-    let last = two_pages - 1;
-    // Safety: both pages were just committed read+write; offsets 0 and `last` lie in them.
-    unsafe {
-        base.as_ptr().write_volatile(0x5a);
-        base.as_ptr().add(last).write_volatile(0xa5);
-    }
-    // Safety: same committed pages; no reference into them exists.
-    unsafe { hal.protect(base, two_pages, Protection::Read)? };
-    // Safety: the pages are readable now and offsets 0 and `last` lie in them.
-    let (first, end) = unsafe {
-        (
-            base.as_ptr().read_volatile(),
-            base.as_ptr().add(last).read_volatile(),
-        )
-    };
-    if (first, end) != (0x5a, 0xa5) {
-        return Err(MemoryError::Platform(-1));
-    }
-    // Safety: the pages lie in the reservation and their contents are no longer needed.
-    unsafe { hal.decommit(base, two_pages)? };
-    // Safety: committing again inside the same live reservation.
-    unsafe { hal.commit(base, page, Protection::Read)? };
-    // Safety: the first page is committed readable.
-    let again = unsafe { base.as_ptr().read_volatile() };
-    if again != 0 {
-        return Err(MemoryError::Platform(-1));
-    }
-    Ok(())
 }
