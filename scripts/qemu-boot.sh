@@ -22,4 +22,8 @@ if ! grep -q "k23-wasm kernel-core .* booting on riscv64" "$log"; then
     echo "qemu-boot: the kernel-core banner is missing from the console" >&2
     exit 1
 fi
-echo "qemu-boot: banner seen, exit status 0"
+if ! grep -q "^self-check: ok" "$log"; then
+    echo "qemu-boot: the kernel's self-check did not report ok" >&2
+    exit 1
+fi
+echo "qemu-boot: banner and self-check seen, exit status 0"

@@ -24,8 +24,9 @@ fi
 step "RISC-V build: kernel-core and the hal-riscv kernel"
 cargo build --quiet -p kernel-core -p hal-riscv --target riscv64gc-unknown-none-elf --release
 
-step "RISC-V boot in QEMU"
+step "RISC-V boot in QEMU: the HAL conformance suite on one hart, then on two"
 scripts/qemu-boot.sh target/riscv64gc-unknown-none-elf/release/hal-riscv
+scripts/qemu-boot.sh target/riscv64gc-unknown-none-elf/release/hal-riscv -smp 2
 
 step "tests (host, and the spec sets and trap tests inside QEMU)"
 cargo test --quiet

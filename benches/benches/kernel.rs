@@ -159,7 +159,11 @@ fn epoch_checks(c: &mut Criterion) {
             export(&store, "fib"),
         );
         group.bench_function(format!("count 1M ({label})"), |b| {
-            b.iter(|| store.call(count, &[Val::I64(black_box(1_000_000))]).unwrap());
+            b.iter(|| {
+                store
+                    .call(count, &[Val::I64(black_box(1_000_000))])
+                    .unwrap()
+            });
         });
         group.bench_function(format!("memory loop 100k ({label})"), |b| {
             b.iter(|| store.call(sum, &[Val::I32(black_box(100_000))]).unwrap());

@@ -70,7 +70,10 @@ unsafe extern "C" fn kmain(hart_id: usize, device_tree: *const u8) -> ! {
     }
     let mut stack = match Stack::new_backed(BOOT_PATH_STACK_SIZE) {
         Ok(stack) => stack,
-        Err(error) => fail(&platform, format_args!("cannot allocate the boot stack: {error}")),
+        Err(error) => fail(
+            &platform,
+            format_args!("cannot allocate the boot stack: {error}"),
+        ),
     };
     stack.run(move || kernel_core::boot::main(platform));
     // `boot::main` powers the machine off; it never returns.

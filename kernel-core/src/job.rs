@@ -3,7 +3,7 @@
 //!
 //! The hosted `sim` and the RISC-V kernel (`sim qemu`, which hands the job over in a boot
 //! bundle) both call these functions, so they print the same lines and end with the same
-//! [`ExitStatus`]. Output goes through [`JobOutput`]: standard output and standard error
+//! [`JobStatus`]. Output goes through [`JobOutput`]: standard output and standard error
 //! hosted; on a console, [`ConsoleOutput`] marks standard-error lines with
 //! [`STDERR_PREFIX`], which the host strips (see [`crate::boot::image`]).
 
@@ -11,49 +11,48 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::hal::Console;
 use crate::boot::image::{RunRequest, WastRequest};
+use crate::hal::Console;
 use crate::spectest::RuntimeSpecEngine;
 use crate::wasm::env::{ModuleError, ModuleErrorKind, ValType, WASM2_FEATURES, WasmFeatures};
 use crate::wasm::runtime::{
     CallError, Engine, Extern, InstantiationError, LoadError, Module, RuntimeHal, Store, Val,
 };
 
-/// How a command ended: the exit statuses of `sim` (listed in the README), which the
-/// kernel also powers off with under `sim qemu`.
+/// How a job ended, as the kernel reports it: the status it powers off with (or, hosted,
+/// the simulator exits with). The command line's own statuses, which add those of the host
+/// side (unreadable files, QEMU problems), are `sim`'s (`sim/src/exit.rs`); for every
+/// outcome here `sim` uses the same number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
+pub enum JobStatus {
     /// Everything worked.
     Success = 0,
     /// WebAssembly trapped.
     Trap = 1,
-    /// Bad arguments: no such export, wrong argument count or value.
+    /// Bad arguments: no such export, wrong argument count or value, no boot program.
     Usage = 2,
     /// The module is malformed or invalid.
     InvalidModule = 3,
     /// The module is valid but uses something the kernel does not support, or its
     /// VMContext would be too large.
     UnsupportedModule = 4,
-    /// A file could not be read (host side only).
-    Io = 5,
     /// The module's imports cannot be satisfied.
     Unlinkable = 6,
     /// A spec script had failing commands.
     ScriptFailures = 7,
-    /// The kernel itself failed (a HAL self-check, the spectest module, a bad bundle, a
-    /// fatal fault, QEMU missing or timing out).
+    /// The kernel itself failed (a HAL self-check, the spectest module, a bad boot image,
+    /// no memory for the first process).
     KernelFailure = 70,
 }
 
-impl ExitStatus {
+impl JobStatus {
     /// Every status, for decoding exit codes.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 8] = [
         Self::Success,
         Self::Trap,
         Self::Usage,
         Self::InvalidModule,
         Self::UnsupportedModule,
-        Self::Io,
         Self::Unlinkable,
         Self::ScriptFailures,
         Self::KernelFailure,
@@ -116,7 +115,8 @@ pub trait RunEnvironment<'e, H: RuntimeHal> {
     ///
     /// # Errors
     /// A message when the imports cannot be satisfied.
-    fn link(&self, store: &mut Store<'e, H>, module: &Module<'e, H>) -> Result<Vec<Extern>, String>;
+    fn link(&self, store: &mut Store<'e, H>, module: &Module<'e, H>)
+    -> Result<Vec<Extern>, String>;
 
     /// The exit code when `error` is the program ending itself (`exit`), `None` for a trap.
     fn exit_code(&self, error: &CallError) -> Option<i32>;
@@ -125,9 +125,9 @@ pub trait RunEnvironment<'e, H: RuntimeHal> {
 impl<'e, H: RuntimeHal> RunEnvironment<'e, H> for () {
     fn link(&self, _: &mut Store<'e, H>, module: &Module<'e, H>) -> Result<Vec<Extern>, String> {
         match module.imports().next() {
-            Some((module_name, name)) => Err(format!(
-                "import {module_name}::{name} is not provided"
-            )),
+            Some((module_name, name)) => {
+                Err(format!("import {module_name}::{name} is not provided"))
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -145,7 +145,7 @@ pub const fn exit_code_byte(code: i32) -> u8 {
 
 /// `sim run`: instantiates the module (running its start function) and calls the
 /// `--invoke`d export, or `_start` when exported. Returns the exit code: an
-/// [`ExitStatus`], or the program's own code when it called `exit`.
+/// [`JobStatus`], or the program's own code when it called `exit`.
 pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e, H>>(
     engine: &'e Engine<H>,
     request: &RunRequest,
@@ -162,8 +162,8 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
         Err(error) => {
             output.err(&format!("error: {path}: {error}"));
             return match error {
-                LoadError::Module(error) => ExitStatus::for_module_error(&error),
-                _ => ExitStatus::UnsupportedModule,
+                LoadError::Module(error) => JobStatus::for_module_error(&error),
+                _ => JobStatus::UnsupportedModule,
             }
             .code();
         }
@@ -173,7 +173,7 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
         Ok(imports) => imports,
         Err(message) => {
             output.err(&format!("error: {path}: {message}"));
-            return ExitStatus::Unlinkable.code();
+            return JobStatus::Unlinkable.code();
         }
     };
     let instance = match store.instantiate(&module, &imports) {
@@ -181,21 +181,21 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
         Err(InstantiationError::Trap(error)) => return failed(&error),
         Err(InstantiationError::Unlinkable(message)) => {
             output.err(&format!("error: {path}: unlinkable: {message}"));
-            return ExitStatus::Unlinkable.code();
+            return JobStatus::Unlinkable.code();
         }
         Err(error) => {
             output.err(&format!("error: {path}: {error}"));
-            return ExitStatus::UnsupportedModule.code();
+            return JobStatus::UnsupportedModule.code();
         }
     };
     let name = match request.invoke.as_deref() {
         Some(name) => name,
         None if store.export(instance, "_start").is_some() => "_start",
-        None => return ExitStatus::Success.code(),
+        None => return JobStatus::Success.code(),
     };
     let Some(Extern::Func(func)) = store.export(instance, name) else {
         output.err(&format!("error: the module exports no function `{name}`"));
-        return ExitStatus::Usage.code();
+        return JobStatus::Usage.code();
     };
     let params = store
         .func_type(func)
@@ -207,7 +207,7 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
             params.len(),
             request.args.len()
         ));
-        return ExitStatus::Usage.code();
+        return JobStatus::Usage.code();
     }
     let mut values = Vec::with_capacity(params.len());
     for (text, ty) in request.args.iter().zip(&params) {
@@ -215,7 +215,7 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
             Some(value) => values.push(value),
             None => {
                 output.err(&format!("error: `{text}` is not a valid {ty}"));
-                return ExitStatus::Usage.code();
+                return JobStatus::Usage.code();
             }
         }
     }
@@ -224,14 +224,14 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
             for value in results {
                 output.out(&format_value(&value));
             }
-            ExitStatus::Success.code()
+            JobStatus::Success.code()
         }
         Err(error) => failed(&error),
     }
 }
 
 /// Prints a trap and its WebAssembly backtrace on standard error.
-fn report_trap<O: JobOutput + ?Sized>(error: &CallError, output: &O) -> ExitStatus {
+fn report_trap<O: JobOutput + ?Sized>(error: &CallError, output: &O) -> JobStatus {
     output.err(&format!("trap: {error}"));
     if let CallError::Trap { backtrace, .. } = error
         && !backtrace.is_empty()
@@ -242,8 +242,8 @@ fn report_trap<O: JobOutput + ?Sized>(error: &CallError, output: &O) -> ExitStat
         }
     }
     match error {
-        CallError::Trap { .. } => ExitStatus::Trap,
-        CallError::BadArguments(_) => ExitStatus::Usage,
+        CallError::Trap { .. } => JobStatus::Trap,
+        CallError::BadArguments(_) => JobStatus::Usage,
     }
 }
 
@@ -253,7 +253,7 @@ pub fn run_scripts<H: RuntimeHal, O: JobOutput + ?Sized>(
     engine: &Engine<H>,
     request: &WastRequest,
     output: &O,
-) -> ExitStatus {
+) -> JobStatus {
     let features = WasmFeatures::from_bits_retain(request.features);
     let (mut passed, mut failed) = (0u64, 0u64);
     for script in &request.scripts {
@@ -263,7 +263,7 @@ pub fn run_scripts<H: RuntimeHal, O: JobOutput + ?Sized>(
                 output.err(&format!(
                     "kernel failure: cannot set up the spectest module: {error}"
                 ));
-                return ExitStatus::KernelFailure;
+                return JobStatus::KernelFailure;
             }
         };
         let summary = crate::spec::run(&mut spec_engine, &script.commands);
@@ -278,9 +278,9 @@ pub fn run_scripts<H: RuntimeHal, O: JobOutput + ?Sized>(
     }
     output.out(&format!("{passed} passed, {failed} failed"));
     if failed == 0 {
-        ExitStatus::Success
+        JobStatus::Success
     } else {
-        ExitStatus::ScriptFailures
+        JobStatus::ScriptFailures
     }
 }
 

@@ -27,9 +27,9 @@ use clap::{Args, Subcommand};
 use kernel_core::boot::image::{
     BootImage, CONSOLE_BEGIN, Job, KernelOptions, STDERR_PREFIX, WastRequest,
 };
+use kernel_core::job::JobStatus;
 
 use crate::boot::KernelArgs;
-
 use crate::exit::Status;
 use crate::wast::SpecVersion;
 
@@ -139,9 +139,15 @@ fn run_image(
         Ok(kernel) => kernel,
         Err(status) => return status.code(),
     };
-    let outcome = boot(&kernel, &image.encode(), cpus.unwrap_or(1), timeout, |line| {
-        line.print();
-    });
+    let outcome = boot(
+        &kernel,
+        &image.encode(),
+        cpus.unwrap_or(1),
+        timeout,
+        |line| {
+            line.print();
+        },
+    );
     match outcome.finish() {
         Ok(code) => code,
         Err(message) => {
@@ -199,8 +205,8 @@ fn run_scripts(
         for line in &lines {
             line.print();
         }
-        match (counts, outcome.finish().map(Status::from_code)) {
-            (Some((p, f)), Ok(Some(Status::Success | Status::ScriptFailures))) => {
+        match (counts, outcome.finish().map(JobStatus::from_code)) {
+            (Some((p, f)), Ok(Some(JobStatus::Success | JobStatus::ScriptFailures))) => {
                 passed += p;
                 failed += f;
             }

@@ -344,7 +344,7 @@ fn timeouts_and_missing_tools_are_clear_errors() {
 }
 
 /// Spinner iterations under QEMU: a second or two of emulated work.
-const QEMU_SPIN: u64 = 100_000_000;
+const QEMU_SPIN: u64 = 1_000_000_000;
 
 /// `sim qemu boot --cpus N [EXTRA...] PROGRAMS...`.
 fn qemu_boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
@@ -369,7 +369,11 @@ fn processes_share_harts_fairly_in_qemu() {
 fn loops_and_traps_end_only_their_processes_in_qemu() {
     for cpus in [1, 2] {
         let dir = scratch(&format!("isolation-{cpus}"));
-        let output = qemu_boot(cpus, &["--cpu-limit", "0.3"], &programs::isolation_programs(&dir));
+        let output = qemu_boot(
+            cpus,
+            &["--cpu-limit", "0.3"],
+            &programs::isolation_programs(&dir),
+        );
         programs::check_isolation(&output);
     }
 }

@@ -4,10 +4,10 @@
 
 use core::cell::RefCell;
 
-use kernel_core::hal::Console;
 use kernel_core::boot::image::{RunRequest, STDERR_PREFIX, Script, WastRequest};
+use kernel_core::hal::Console;
 use kernel_core::job::{
-    ConsoleOutput, ExitStatus as Status, format_value, parse_arg, run_module, run_scripts,
+    ConsoleOutput, JobStatus as Status, format_value, parse_arg, run_module, run_scripts,
 };
 use kernel_core::spec::{Action, Command, CommandKind, Expected, SpecValue};
 use kernel_core::wasm::env::{ValType, WASM1_FEATURES};
@@ -114,10 +114,7 @@ fn usage_errors() {
 fn module_errors() {
     let (status, _, err) = run_wat(r#"(module (import "m" "f" (func)))"#, None, &[]);
     assert_eq!(status, Status::Unlinkable);
-    assert_eq!(
-        err,
-        "error: test.wat: import m::f is not provided\n"
-    );
+    assert_eq!(err, "error: test.wat: import m::f is not provided\n");
     let request = RunRequest {
         path: "bad.wasm".into(),
         module: b"\0asm\x02\0\0\0".to_vec(),

@@ -159,7 +159,9 @@ impl BootImage {
         let mut out = Writer(Vec::new());
         out.0.extend_from_slice(&MAGIC);
         out.byte(FORMAT_VERSION);
-        out.option(self.options.cpu_limit_ns.as_ref(), |out, value| out.u64(*value));
+        out.option(self.options.cpu_limit_ns.as_ref(), |out, value| {
+            out.u64(*value)
+        });
         match &self.job {
             Job::Run(run) => {
                 out.byte(KIND_RUN);

@@ -21,7 +21,7 @@ use self::image::{BootImage, Job, RunRequest, WastRequest};
 use crate::KernelHal;
 use crate::console::ConsoleWriter;
 use crate::hal::{BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryKind};
-use crate::job::{self, ConsoleOutput, ExitStatus};
+use crate::job::{self, ConsoleOutput, JobStatus};
 use crate::kernel::{BootProgram, Kernel, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
 use crate::process::{Process, ProcessExit, ProcessMain};
@@ -53,7 +53,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
         Some(Ok(image)) => image,
         Some(Err(error)) => {
             report_failure(&hal, format_args!("cannot read the boot image: {error}"));
-            return (Box::leak(Box::new(hal)), ExitStatus::KernelFailure.code());
+            return (Box::leak(Box::new(hal)), JobStatus::KernelFailure.code());
         }
     };
     hal.install_timer_handler(sched::on_timer);
@@ -68,8 +68,12 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             .collect(),
         Job::Run(_) | Job::Wast(_) => Vec::new(),
     };
-    let kernel: &'static Kernel<H> =
-        Box::leak(Box::new(Kernel::new(engine, programs, image.options, is_boot)));
+    let kernel: &'static Kernel<H> = Box::leak(Box::new(Kernel::new(
+        engine,
+        programs,
+        image.options,
+        is_boot,
+    )));
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
         Job::Wast(request) => spawn_job(kernel, "wast", wast_job(request)),
@@ -128,20 +132,20 @@ fn load_program<H: KernelHal>(
 fn start_init<H: KernelHal>(
     kernel: &'static Kernel<H>,
     name: Option<&str>,
-) -> Result<(), ExitStatus> {
+) -> Result<(), JobStatus> {
     let hal = kernel.hal();
     let Some(name) = name else {
         hal.write_error_bytes(b"error: no boot programs\n");
-        return Err(ExitStatus::Usage);
+        return Err(JobStatus::Usage);
     };
     match kernel.spawn_program(name) {
         Ok(_) => Ok(()),
         // The load error was printed when the program was compiled.
-        Err(ProgramSpawnError::LoadFailed) => Err(ExitStatus::InvalidModule),
-        Err(ProgramSpawnError::NoSuchProgram) => Err(ExitStatus::Usage),
+        Err(ProgramSpawnError::LoadFailed) => Err(JobStatus::InvalidModule),
+        Err(ProgramSpawnError::NoSuchProgram) => Err(JobStatus::Usage),
         Err(ProgramSpawnError::OutOfMemory) => {
             report_failure(hal, format_args!("no memory for the init process"));
-            Err(ExitStatus::KernelFailure)
+            Err(JobStatus::KernelFailure)
         }
     }
 }
@@ -151,12 +155,12 @@ fn spawn_job<H: KernelHal>(
     kernel: &'static Kernel<H>,
     name: &str,
     main: ProcessMain<H>,
-) -> Result<(), ExitStatus> {
+) -> Result<(), JobStatus> {
     Process::spawn(kernel, name, JOB_STACK_SIZE, main)
         .map(drop)
         .map_err(|_| {
             report_failure(kernel.hal(), format_args!("no memory for the job process"));
-            ExitStatus::KernelFailure
+            JobStatus::KernelFailure
         })
 }
 
@@ -200,7 +204,7 @@ fn self_check<H: KernelHal>(hal: &'static H) -> u8 {
         }
         Err(error) => {
             report_failure(hal, format_args!("HAL self-check: {error}"));
-            ExitStatus::KernelFailure.code()
+            JobStatus::KernelFailure.code()
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn prepare_store<H: KernelHal>(store: &mut Store<'static, H>, process: &'sta
 /// an ordinary end with its code, anything else a trap.
 pub fn exit_for_error<H: KernelHal>(process: &Process<H>, error: CallError) -> ProcessExit {
     match (&error, process.exit_code()) {
-        (CallError::Trap { detail, .. }, Some(code)) if syscall::is_exit_unwind(detail.as_deref()) => {
+        (CallError::Trap { detail, .. }, Some(code))
+            if syscall::is_exit_unwind(detail.as_deref()) =>
+        {
             ProcessExit::Code(code)
         }
         _ => ProcessExit::Trap(error),

@@ -28,11 +28,11 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crate::KernelHal;
 use crate::hal::CpuId;
 use crate::process::{Process, ProcessBox, Request};
 use crate::sync::SpinLock;
 use crate::wasm::runtime::epoch;
-use crate::KernelHal;
 
 /// The length of an epoch tick: the granularity of preemption.
 pub const TICK_NS: u64 = 1_000_000;

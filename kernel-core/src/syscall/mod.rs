@@ -135,7 +135,9 @@ pub fn link<H: KernelHal>(
             )
         };
         if import.module != SYSCALL_MODULE {
-            return Err(unlinkable("is not provided (syscalls are imported from \"k23\")"));
+            return Err(unlinkable(
+                "is not provided (syscalls are imported from \"k23\")",
+            ));
         }
         let syscall = Syscall::ALL
             .into_iter()

@@ -86,8 +86,7 @@ impl Default for VMStoreContext {
 /// Offset of [`VMStoreContext::stack_limit`].
 pub const STORE_CONTEXT_STACK_LIMIT: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
 /// Offset of [`VMStoreContext::epoch_deadline`].
-pub const STORE_CONTEXT_EPOCH_DEADLINE: u32 =
-    offset_of!(VMStoreContext, epoch_deadline) as u32;
+pub const STORE_CONTEXT_EPOCH_DEADLINE: u32 = offset_of!(VMStoreContext, epoch_deadline) as u32;
 
 /// What the entry trampoline records when it enters WebAssembly: where a trap resumes.
 #[repr(C)]

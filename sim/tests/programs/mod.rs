@@ -257,7 +257,11 @@ pub fn check_rhythm(output: &BootOutput) {
         ticks.iter().max() < spinners.iter().min(),
         "the ticker finished before the spinners: {output:#?}"
     );
-    assert_eq!(output.status_of("ticker"), "0", "the ticker kept its rhythm");
+    assert_eq!(
+        output.status_of("ticker"),
+        "0",
+        "the ticker kept its rhythm"
+    );
     assert_eq!(output.exits.len(), 4, "{output:#?}");
     assert!(output.exits.iter().all(|exit| exit.2 == "0"), "{output:#?}");
 }
@@ -297,7 +301,12 @@ pub fn check_chain(output: &BootOutput, count: u32) {
     assert_eq!(output.status, Some(0), "{}", output.err);
     let pids: Vec<u32> = output.exits.iter().map(|exit| exit.0).collect();
     assert_eq!(pids, (1..=count).collect::<Vec<_>>(), "{}", output.err);
-    assert!(output.exits.iter().all(|exit| exit.1 == "chain" && exit.2 == "0"));
+    assert!(
+        output
+            .exits
+            .iter()
+            .all(|exit| exit.1 == "chain" && exit.2 == "0")
+    );
 }
 
 /// Checks a fan-out of `count` children: each with its own exit line and status 42.
@@ -305,7 +314,11 @@ pub fn check_fanout(output: &BootOutput, count: usize) {
     assert_eq!(output.status, Some(0), "{}", output.err);
     assert_eq!(output.exits.len(), count + 1, "{}", output.err);
     assert_eq!(output.status_of("fanout"), "0");
-    let children: Vec<_> = output.exits.iter().filter(|exit| exit.1 == "child").collect();
+    let children: Vec<_> = output
+        .exits
+        .iter()
+        .filter(|exit| exit.1 == "child")
+        .collect();
     assert_eq!(children.len(), count);
     assert!(children.iter().all(|exit| exit.2 == "42"), "{}", output.err);
 }

@@ -92,7 +92,8 @@ impl FuncTranslator<'_, '_> {
         let done = self.builder.create_block();
         self.builder.set_cold_block(reload);
         self.builder.set_cold_block(interrupt);
-        self.builder.ins().brif(past, reload, &[], done, &[]);
+        let fast = self.builder.ins().brif(past, reload, &[], done, &[]);
+        self.epoch_branches.push((fast, done));
 
         // The cached deadline may be stale: reload it before bothering the scheduler.
         self.builder.switch_to_block(reload);
@@ -104,7 +105,11 @@ impl FuncTranslator<'_, '_> {
             epoch,
             current,
         );
-        self.builder.ins().brif(still_past, interrupt, &[], done, &[]);
+        let slow = self
+            .builder
+            .ins()
+            .brif(still_past, interrupt, &[], done, &[]);
+        self.epoch_branches.push((slow, done));
 
         self.builder.switch_to_block(interrupt);
         self.builder.seal_block(interrupt);
@@ -124,6 +129,8 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// Loads the store's current epoch deadline.
+    ///
+    /// (See [`attribute_folded_traps`] for why the branches are recorded.)
     fn load_deadline(&mut self, store_context: Value) -> Result<Value, CompileError> {
         Ok(self.builder.ins().load(
             types::I64,
@@ -131,5 +138,30 @@ impl FuncTranslator<'_, '_> {
             store_context,
             offset32(STORE_CONTEXT_EPOCH_DEADLINE)?,
         ))
+    }
+}
+
+/// Gives each epoch-check branch whose continuation is nothing but a trap the trap's
+/// source location.
+///
+/// Cranelift's mid-end turns a branch to a block that only traps into a conditional
+/// trap at the branch (`brif c, a, trap_block` becomes `trapz c; jump a`), which keeps the
+/// branch's source location. After an epoch check the continuation block holds the code
+/// of the next operator: when that is `unreachable`, the trap would be reported at the
+/// check's position (a function entry or a `loop`) on the fast path, and at the
+/// `unreachable` on the slow path, which rejoins the block. Copying the trap's location to
+/// the branches makes the report the same whichever path ran.
+pub(super) fn attribute_folded_traps(
+    func: &mut cranelift_codegen::ir::Function,
+    branches: &[(cranelift_codegen::ir::Inst, cranelift_codegen::ir::Block)],
+) {
+    for &(branch, continuation) in branches {
+        let Some(first) = func.layout.first_inst(continuation) else {
+            continue;
+        };
+        if func.dfg.insts[first].opcode() == cranelift_codegen::ir::Opcode::Trap {
+            let location = func.srcloc(first);
+            func.set_srcloc(branch, location);
+        }
     }
 }

@@ -78,6 +78,7 @@ pub(super) fn translate_function(
     let body_offset = u64::try_from(body_offset).map_err(|_| CompileError::invalid("offset"))?;
     let body = FunctionBody::new(BinaryReader::new(body, body_offset));
     let mut results = Vec::with_capacity(func_type.results.len());
+    let epoch_branches;
     for result in &func_type.results {
         results.push(ir_type(*result)?);
     }
@@ -98,7 +99,9 @@ pub(super) fn translate_function(
             return Err(CompileError::invalid("function body ends inside a block"));
         }
         translator.builder.finalize(env.isa.frontend_config());
+        epoch_branches = translator.epoch_branches;
     }
+    super::epoch::attribute_folded_traps(&mut func, &epoch_branches);
     Ok(func)
 }
 
@@ -137,6 +140,8 @@ pub(super) struct FuncTranslator<'env, 'b> {
     builtin_signatures: [Option<SigRef>; Builtin::COUNT],
     /// The epoch check's pointers and deadline, when the module has epoch checks.
     pub(super) epoch: Option<super::epoch::EpochState>,
+    /// Every epoch-check branch with the block it continues in.
+    pub(super) epoch_branches: Vec<(ir::Inst, ir::Block)>,
 }
 
 impl<'env, 'b> FuncTranslator<'env, 'b> {
@@ -172,6 +177,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             functions: BTreeMap::new(),
             builtin_signatures: [None; Builtin::COUNT],
             epoch: None,
+            epoch_branches: Vec::new(),
         }
     }
 

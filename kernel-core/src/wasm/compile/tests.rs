@@ -459,7 +459,8 @@ fn srclocs_point_into_the_function_bodies() {
     let module = translate(&wasm, WASM2_FEATURES).expect("valid");
     let shape = VMShape::for_module(&module).expect("layout");
     for isa in ISAS {
-        let compiled = compile_module(isa, CompileOptions::default(), &module, &wasm, &shape).expect("compiles");
+        let compiled = compile_module(isa, CompileOptions::default(), &module, &wasm, &shape)
+            .expect("compiles");
         for (function, body) in compiled.functions.iter().zip(&module.function_bodies) {
             assert!(!function.srclocs.is_empty(), "{isa}: no srclocs");
             for &(_, wasm_offset) in &function.srclocs {
@@ -588,7 +589,13 @@ fn a_mismatched_layout_is_refused() {
     let module = translate(&wasm, WASM2_FEATURES).expect("valid");
     let other = VMShape::for_module(&ModuleInfo::default()).expect("layout");
     assert!(matches!(
-        compile_module(Isa::X86_64, CompileOptions::default(), &module, &wasm, &other),
+        compile_module(
+            Isa::X86_64,
+            CompileOptions::default(),
+            &module,
+            &wasm,
+            &other
+        ),
         Err(CompileError::Invalid(_))
     ));
 }

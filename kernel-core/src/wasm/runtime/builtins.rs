@@ -10,8 +10,9 @@ use super::engine::RuntimeHal;
 use super::instance::InstanceState;
 use super::store::{InstanceId, StoreInner};
 use crate::wasm::abi::{
-    BUILTIN_OK, BUILTIN_OUT_OF_BOUNDS, Builtin, DataDropFn, ElemDropFn, EpochInterruptFn, MemoryCopyFn, MemoryFillFn,
-    MemoryGrowFn, MemoryInitFn, TableCopyFn, TableFillFn, TableGrowFn, TableInitFn,
+    BUILTIN_OK, BUILTIN_OUT_OF_BOUNDS, Builtin, DataDropFn, ElemDropFn, EpochInterruptFn,
+    MemoryCopyFn, MemoryFillFn, MemoryGrowFn, MemoryInitFn, TableCopyFn, TableFillFn, TableGrowFn,
+    TableInitFn,
 };
 use crate::wasm::trap::Trap;
 use crate::wasm::vm::vmcontext::VMContext;

@@ -166,8 +166,8 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
     ) -> Result<Self, LoadError> {
         let info = translate(wasm, features).map_err(LoadError::Module)?;
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
-        let compiled =
-            compile_module(engine.hal.isa(), engine.config.compile, &info, wasm, &shape).map_err(LoadError::Compile)?;
+        let compiled = compile_module(engine.hal.isa(), engine.config.compile, &info, wasm, &shape)
+            .map_err(LoadError::Compile)?;
         let hal = &engine.hal;
         let page = hal.page_size();
         let len = compiled.code.len().max(1).div_ceil(page) * page;

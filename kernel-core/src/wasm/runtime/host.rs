@@ -8,12 +8,13 @@ use super::instance::InstanceState;
 use super::values::Val;
 use crate::wasm::abi::{HOST_FUNC_MAGIC, VALUE_SLOT_SIZE, VMHostFuncContext};
 use crate::wasm::env::FuncType;
-use crate::wasm::vm::vmcontext::VMContext;
+use crate::wasm::vm::vmcontext::{VMCONTEXT_MAGIC, VMContext};
 
 /// The Rust side of a host function: reads the arguments, writes the results (one slot per
 /// result type, pre-filled with zeros), or fails with a message (a trap of the caller). The
 /// [`Caller`] gives access to the calling instance's memory 0.
-pub type HostCallback<'e> = Box<dyn Fn(&mut Caller<'_>, &[Val], &mut [Val]) -> Result<(), String> + 'e>;
+pub type HostCallback<'e> =
+    Box<dyn Fn(&mut Caller<'_>, &[Val], &mut [Val]) -> Result<(), String> + 'e>;
 
 /// What a host function may reach of the WebAssembly instance that called it: memory 0,
 /// through bounds-checked accessors. Pointers are offsets into that memory, as WebAssembly
@@ -51,7 +52,10 @@ impl<'a> Caller<'a> {
     pub fn write(&mut self, ptr: i32, bytes: &[u8]) -> Option<()> {
         let len = i32::try_from(bytes.len()).ok()?;
         let range = self.range(ptr, len)?;
-        self.memory.as_deref_mut()?.get_mut(range)?.copy_from_slice(bytes);
+        self.memory
+            .as_deref_mut()?
+            .get_mut(range)?
+            .copy_from_slice(bytes);
         Some(())
     }
 
@@ -93,7 +97,11 @@ impl<'e> HostFunc<'e> {
     }
 
     /// Calls the callback with typed values.
-    pub(crate) fn call(&mut self, caller: &mut Caller<'_>, args: &[Val]) -> Result<Vec<Val>, String> {
+    pub(crate) fn call(
+        &mut self,
+        caller: &mut Caller<'_>,
+        args: &[Val],
+    ) -> Result<Vec<Val>, String> {
         let mut results: Vec<Val> = self.ty.results.iter().map(|ty| Val::zero(*ty)).collect();
         (self.callback)(caller, args, &mut results)?;
         let well_typed = results.len() == self.ty.results.len()
@@ -167,14 +175,24 @@ unsafe extern "C" fn host_call(
     }
 }
 
-/// Memory 0 of the instance whose VMContext is `vmctx`, as a byte slice.
+/// Memory 0 of the instance whose VMContext is `vmctx`, as a byte slice; `None` when the
+/// caller is not an instance (the host called the host function directly, or through
+/// a start function or export that is the host function itself, whose caller context is
+/// then its own [`VMHostFuncContext`]) or has no memory.
 ///
 /// # Safety
-/// `vmctx` must be the VMContext of a live, linked instance whose code is suspended in a
-/// host call for as long as the slice is used (so nothing else reads or writes the memory
-/// or changes its size meanwhile).
+/// `vmctx` must point at a VMContext of a live, linked instance or at a live
+/// [`VMHostFuncContext`] (both start with their magic), and an instance's code must stay
+/// suspended in this host call for as long as the slice is used (so nothing else reads or
+/// writes the memory or changes its size meanwhile).
 unsafe fn caller_memory<'a>(vmctx: *mut VMContext) -> Option<&'a mut [u8]> {
-    // Safety: the caller guarantees a live instance.
+    // Safety: both kinds of caller context start with a `u32` magic (the caller's
+    // contract).
+    let magic = unsafe { vmctx.cast::<u32>().read() };
+    if magic != VMCONTEXT_MAGIC {
+        return None;
+    }
+    // Safety: the magic says it is an instance's VMContext, live by the caller's contract.
     let state = unsafe { InstanceState::from_vmctx(vmctx) };
     let definition = *state.memory_definitions.first()?;
     // Safety: memory definitions live as long as the store of the instance; the base and

@@ -572,11 +572,12 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                     .host_funcs
                     .get_mut(id.0)
                     .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?;
-                host.call(&mut Caller::new(None), args).map_err(|detail| CallError::Trap {
-                    trap: Trap::HostError,
-                    detail: Some(detail),
-                    backtrace: Vec::new(),
-                })
+                host.call(&mut Caller::new(None), args)
+                    .map_err(|detail| CallError::Trap {
+                        trap: Trap::HostError,
+                        detail: Some(detail),
+                        backtrace: Vec::new(),
+                    })
             }
             Func::Wasm(reference) => {
                 // Safety: `FuncRef`s of this store point at live VMFuncRefs.

@@ -394,7 +394,8 @@ fn listings(wasm: &[u8], isa: Isa) -> Vec<String> {
     let module = translate(wasm, WASM2_FEATURES).expect("valid module");
     let shape = VMShape::for_module(&module).expect("layout");
     let target = target_isa(isa).expect("target");
-    let env = ModuleEnvironment::new(&module, &shape, &*target, CompileOptions::default()).expect("environment");
+    let env = ModuleEnvironment::new(&module, &shape, &*target, CompileOptions::default())
+        .expect("environment");
     let mut builder_context = cranelift_frontend::FunctionBuilderContext::new();
     let mut listings = Vec::new();
     for (defined, range) in module.function_bodies.iter().enumerate() {
