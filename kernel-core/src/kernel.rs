@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use crate::KernelHal;
 use crate::boot::image::KernelOptions;
+use crate::ipc::ChannelEnd;
 use crate::process::{self, PROGRAM_STACK_SIZE, Process, ProcessExit, SpawnError};
 use crate::sched::Scheduler;
 use crate::wasm::runtime::{Engine, Module};
@@ -26,7 +27,7 @@ pub enum ProgramSpawnError {
     NoSuchProgram,
     /// The program failed to load at boot (its error was printed then).
     LoadFailed,
-    /// Memory for the process ran out.
+    /// Memory for the process ran out, or the process limit is reached.
     OutOfMemory,
 }
 
@@ -56,7 +57,10 @@ impl<H: KernelHal> Kernel<H> {
             engine,
             sched: Scheduler::new(engine.hal()),
             programs,
-            options,
+            options: KernelOptions {
+                max_handles: options.max_handles.max(1),
+                ..options
+            },
             next_pid: AtomicU32::new(1),
             report_exits,
             last_status: AtomicI32::new(0),
@@ -93,28 +97,33 @@ impl<H: KernelHal> Kernel<H> {
         self.last_status.load(Ordering::Acquire)
     }
 
-    /// Starts boot program `name` as a new process; returns its pid.
+    /// Starts boot program `name` as a new process, with `handles` as its handles 0, 1,
+    /// ...; returns its pid.
     ///
     /// # Errors
-    /// [`ProgramSpawnError`].
-    pub fn spawn_program(&'static self, name: &str) -> Result<u32, ProgramSpawnError> {
-        let program = self
-            .programs
-            .iter()
-            .find(|program| program.name == name)
-            .ok_or(ProgramSpawnError::NoSuchProgram)?;
-        let module = program
-            .module
-            .as_ref()
-            .map_err(|_| ProgramSpawnError::LoadFailed)?
-            .clone();
+    /// [`ProgramSpawnError`], with the handles given back.
+    pub fn spawn_program(
+        &'static self,
+        name: &str,
+        handles: Vec<ChannelEnd<H>>,
+    ) -> Result<u32, (ProgramSpawnError, Vec<ChannelEnd<H>>)> {
+        let Some(program) = self.programs.iter().find(|program| program.name == name) else {
+            return Err((ProgramSpawnError::NoSuchProgram, handles));
+        };
+        let Ok(module) = program.module.as_ref() else {
+            return Err((ProgramSpawnError::LoadFailed, handles));
+        };
+        if self.sched.live() >= self.options.max_processes as usize {
+            return Err((ProgramSpawnError::OutOfMemory, handles));
+        }
         Process::spawn(
             self,
             name,
             PROGRAM_STACK_SIZE,
-            crate::process::program::main(module),
+            crate::process::program::main(module.clone()),
+            handles,
         )
-        .map_err(|SpawnError::OutOfMemory| ProgramSpawnError::OutOfMemory)
+        .map_err(|(SpawnError::OutOfMemory, handles)| (ProgramSpawnError::OutOfMemory, handles))
     }
 
     /// A process ended: prints its exit line when this boot reports them, and records its

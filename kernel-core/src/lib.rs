@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod boot;
 pub mod console;
 pub mod hal;
+pub mod ipc;
 pub mod job;
 pub mod kernel;
 pub mod process;

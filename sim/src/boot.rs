@@ -23,13 +23,29 @@ pub struct KernelArgs {
     /// `interrupted`.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub cpu_limit: Option<u64>,
+    /// Linear memory each process may have, in MiB (default 256); `memory.grow` past it
+    /// returns -1.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub memory_limit: Option<u32>,
+    /// Processes that may exist at once (default 512); `spawn` past it returns -5.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_processes: Option<u32>,
+    /// Handles each process may hold (default 256); `channel` past it returns -5.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub max_handles: Option<u32>,
 }
 
 impl KernelArgs {
     /// The kernel's options for these arguments.
     pub fn options(self) -> KernelOptions {
+        let defaults = KernelOptions::default();
         KernelOptions {
             cpu_limit_ns: self.cpu_limit,
+            memory_limit: self
+                .memory_limit
+                .map_or(defaults.memory_limit, |mib| u64::from(mib) << 20),
+            max_processes: self.max_processes.unwrap_or(defaults.max_processes),
+            max_handles: self.max_handles.unwrap_or(defaults.max_handles),
         }
     }
 }
@@ -57,15 +73,19 @@ pub fn hosted(image: Option<&BootImage>, cpus: Option<u16>) -> ! {
     kernel_core::boot::main(hal)
 }
 
-/// The boot image of `sim boot INIT [PROGRAM...]`: each program named by its file stem.
+/// The boot image of `sim boot INIT [PROGRAM...]`: each program named by its file stem;
+/// without `init`, the built-in demo.
 ///
 /// # Errors
 /// The status to exit with, after the problem was reported on stderr.
 pub fn boot_image(
-    init: &Path,
+    init: Option<&Path>,
     programs: &[PathBuf],
     options: KernelOptions,
 ) -> Result<BootImage, Status> {
+    let Some(init) = init else {
+        return Ok(crate::demo::image(options));
+    };
     let mut loaded: Vec<Program> = Vec::with_capacity(programs.len() + 1);
     for path in std::iter::once(init).chain(programs.iter().map(PathBuf::as_path)) {
         let Some(name) = path.file_stem().and_then(|stem| stem.to_str()) else {

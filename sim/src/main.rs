@@ -3,6 +3,7 @@
 //! Exit statuses are listed in [`exit`] and in the README.
 
 mod boot;
+mod demo;
 mod exit;
 mod layout;
 mod module_file;
@@ -14,12 +15,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kernel_core::boot::image::KernelOptions;
 
 /// The WebAssembly microkernel, simulated in a Linux process.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// What to do; without a subcommand, boot the hosted kernel and check the platform.
+    /// What to do; without a subcommand, boot the hosted kernel with the built-in demo
+    /// system.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -50,16 +53,19 @@ enum Command {
     },
     /// Boot the kernel with these programs (named by file stem, for `spawn`) and start the
     /// first as the init process; ends when no process is left, printing one exit line per
-    /// process on stderr.
+    /// process on stderr. Without programs, the built-in demo system.
     Boot {
         /// The init program (`.wasm` or `.wat`).
-        init: PathBuf,
+        init: Option<PathBuf>,
         /// More boot programs, which processes start with `spawn`.
         programs: Vec<PathBuf>,
         /// CPUs and limits of the kernel.
         #[command(flatten)]
         kernel: boot::KernelArgs,
     },
+    /// Boot the hosted kernel without work: it checks its HAL (the conformance suite that
+    /// also runs when QEMU boots the kernel without an initrd) and reports.
+    SelfCheck,
     /// Run spec scripts (`.wast`) and print `N passed, M failed`.
     Wast {
         /// The scripts.
@@ -77,7 +83,8 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let status = match cli.command {
-        None => boot::hosted(None, None),
+        None => boot::hosted(Some(&demo::image(KernelOptions::default())), None),
+        Some(Command::SelfCheck) => boot::hosted(None, None),
         Some(Command::Layout { file, json }) => layout::run(&file, json).code(),
         Some(Command::Run {
             file,
@@ -89,7 +96,7 @@ fn main() -> ExitCode {
             init,
             programs,
             kernel,
-        }) => match boot::boot_image(&init, &programs, kernel.options()) {
+        }) => match boot::boot_image(init.as_deref(), &programs, kernel.options()) {
             Ok(image) => boot::hosted(Some(&image), kernel.cpus),
             Err(status) => status.code(),
         },

@@ -71,10 +71,11 @@ pub enum QemuCommand {
         #[command(flatten)]
         kernel: KernelArgs,
     },
-    /// Boot the kernel with these programs, as `sim boot` does.
+    /// Boot the kernel with these programs, as `sim boot` does (without programs, the
+    /// built-in demo).
     Boot {
         /// The init program (`.wasm` or `.wat`).
-        init: PathBuf,
+        init: Option<PathBuf>,
         /// More boot programs, which processes start with `spawn`.
         programs: Vec<PathBuf>,
         /// CPUs (harts) and limits of the kernel.
@@ -112,8 +113,11 @@ pub fn run(options: QemuArgs) -> u8 {
             init,
             programs,
             kernel,
-        } => match crate::boot::boot_image(&init, &programs, kernel.options()) {
-            Ok(image) => run_image(options.kernel, &init, &image, kernel.cpus, timeout),
+        } => match crate::boot::boot_image(init.as_deref(), &programs, kernel.options()) {
+            Ok(image) => {
+                let path = init.unwrap_or_else(|| PathBuf::from("demo"));
+                run_image(options.kernel, &path, &image, kernel.cpus, timeout)
+            }
             Err(status) => status.code(),
         },
         QemuCommand::Wast { files, spec, jobs } => {

@@ -11,7 +11,8 @@
 //! # Format
 //!
 //! ```text
-//! image   := MAGIC version:u8 cpu_limit_ns:option<u64> kind:u8 body
+//! image   := MAGIC version:u8 options kind:u8 body
+//! options := cpu_limit_ns:option<u64> memory_limit:u64 max_processes:u32 max_handles:u32
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
 //! boot    := programs:vec<name:str module:bytes>                        (kind 3)
@@ -43,7 +44,7 @@ use crate::spec::{Expected, FloatPattern, RefKind, SpecValue, V128Pattern};
 pub const MAGIC: [u8; 8] = *b"K23WBNDL";
 
 /// The version of the format this module writes and reads.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The line the kernel prints just before the job's output.
 pub const CONSOLE_BEGIN: &str = "k23-bundle: begin";
@@ -59,12 +60,40 @@ pub struct BootImage {
     pub job: Job,
 }
 
-/// Settings of the kernel for one boot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Settings of the kernel for one boot: the limits every program is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelOptions {
     /// CPU time each process may use before it is ended with `interrupted`; `None` for no
     /// limit.
     pub cpu_limit_ns: Option<u64>,
+    /// Linear memory each process may have, all its memories together, in bytes:
+    /// `memory.grow` past it returns -1, and a program that starts with more fails to
+    /// start.
+    pub memory_limit: u64,
+    /// Processes that may exist at once: `spawn` past it returns -5.
+    pub max_processes: u32,
+    /// Handles each process may hold: `channel` past it returns -5.
+    pub max_handles: u32,
+}
+
+impl KernelOptions {
+    /// The default memory limit: 256 MiB per process.
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+    /// The default process limit.
+    pub const DEFAULT_MAX_PROCESSES: u32 = 512;
+    /// The default handle limit per process.
+    pub const DEFAULT_MAX_HANDLES: u32 = 256;
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        Self {
+            cpu_limit_ns: None,
+            memory_limit: Self::DEFAULT_MEMORY_LIMIT,
+            max_processes: Self::DEFAULT_MAX_PROCESSES,
+            max_handles: Self::DEFAULT_MAX_HANDLES,
+        }
+    }
 }
 
 /// The work of one boot.
@@ -160,8 +189,11 @@ impl BootImage {
         out.0.extend_from_slice(&MAGIC);
         out.byte(FORMAT_VERSION);
         out.option(self.options.cpu_limit_ns.as_ref(), |out, value| {
-            out.u64(*value)
+            out.u64(*value);
         });
+        out.u64(self.options.memory_limit);
+        out.u64(u64::from(self.options.max_processes));
+        out.u64(u64::from(self.options.max_handles));
         match &self.job {
             Job::Run(run) => {
                 out.byte(KIND_RUN);
@@ -200,10 +232,13 @@ impl BootImage {
             return Err(input.error_at(0, "the bundle magic"));
         }
         if input.byte("the format version")? != FORMAT_VERSION {
-            return Err(input.error_at(MAGIC.len(), "format version 2"));
+            return Err(input.error_at(MAGIC.len(), "format version 3"));
         }
         let options = KernelOptions {
             cpu_limit_ns: input.option(Reader::u64)?,
+            memory_limit: input.u64()?,
+            max_processes: input.u32()?,
+            max_handles: input.u32()?,
         };
         let kind_offset = input.offset;
         let job = match input.byte("the bundle kind")? {
@@ -983,6 +1018,9 @@ mod tests {
         BootImage {
             options: KernelOptions {
                 cpu_limit_ns: Some(1_500_000_000),
+                memory_limit: 1 << 20,
+                max_processes: 7,
+                max_handles: 300,
             },
             job: Job::Run(RunRequest {
                 path: "fac.wat".to_string(),
@@ -1064,11 +1102,13 @@ mod tests {
         bytes[MAGIC.len()] = FORMAT_VERSION + 1;
         assert_eq!(
             BootImage::decode(&bytes).unwrap_err().expected,
-            "format version 2"
+            "format version 3"
         );
         bytes[MAGIC.len()] = FORMAT_VERSION;
         // The run bundle has a CPU limit: option tag 1 and its LEB128 bytes come first.
-        let kind = MAGIC.len() + 2 + 5;
+        // Then the memory limit (3 bytes of LEB128), the process and handle limits (1 and
+        // 2 bytes).
+        let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2;
         assert_eq!(bytes[kind], KIND_RUN);
         bytes[kind] = 9;
         assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, kind);
@@ -1078,7 +1118,8 @@ mod tests {
     fn counts_larger_than_the_input_are_refused() {
         // A Run bundle whose path claims 2^32 - 1 bytes.
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&[FORMAT_VERSION, 0, KIND_RUN, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        bytes.extend_from_slice(&[FORMAT_VERSION, 0, 1, 1, 1, KIND_RUN]);
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         let error = BootImage::decode(&bytes).unwrap_err();
         assert_eq!(error.expected, "a count that fits the bytes left");
     }

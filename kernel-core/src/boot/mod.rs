@@ -138,7 +138,7 @@ fn start_init<H: KernelHal>(
         hal.write_error_bytes(b"error: no boot programs\n");
         return Err(JobStatus::Usage);
     };
-    match kernel.spawn_program(name) {
+    match kernel.spawn_program(name, Vec::new()).map_err(|(error, _)| error) {
         Ok(_) => Ok(()),
         // The load error was printed when the program was compiled.
         Err(ProgramSpawnError::LoadFailed) => Err(JobStatus::InvalidModule),
@@ -156,7 +156,7 @@ fn spawn_job<H: KernelHal>(
     name: &str,
     main: ProcessMain<H>,
 ) -> Result<(), JobStatus> {
-    Process::spawn(kernel, name, JOB_STACK_SIZE, main)
+    Process::spawn(kernel, name, JOB_STACK_SIZE, main, Vec::new())
         .map(drop)
         .map_err(|_| {
             report_failure(kernel.hal(), format_args!("no memory for the job process"));

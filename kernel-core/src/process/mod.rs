@@ -13,10 +13,14 @@
 //! another CPU. A trap ends the process that trapped, with the trap's message as its
 //! status; the scheduler then frees everything it held.
 
+mod handles;
 pub mod program;
+
+pub use handles::HandleTable;
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell, UnsafeCell};
 use core::fmt;
 use core::ops::Deref;
@@ -24,7 +28,9 @@ use core::ptr::NonNull;
 
 use crate::KernelHal;
 use crate::hal::ContextError;
+use crate::ipc::ChannelEnd;
 use crate::kernel::Kernel;
+use crate::sched::WaitQueue;
 use crate::wasm::runtime::CallError;
 use crate::wasm::runtime::epoch::{self, EpochAction};
 
@@ -36,8 +42,7 @@ pub const PROGRAM_STACK_SIZE: usize = 1024 * 1024;
 pub const HOST_STACK_RESERVE: usize = 256 * 1024;
 
 /// What a process asks of the scheduler when it switches back to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub enum Request<H: KernelHal> {
     /// Run it again later (it yielded, or its time slice ended).
     Yield,
     /// Run it again once the clock reads `until_ns`.
@@ -45,9 +50,25 @@ pub enum Request {
         /// The [`crate::hal::Clock::now_ns`] instant to wake at.
         until_ns: u64,
     },
+    /// Park it on `queue`, unless the queue was woken since `generation` (see
+    /// [`crate::sched::WaitQueue`]).
+    Wait {
+        /// The queue, which outlives the wait (its object is held by the process).
+        queue: NonNull<WaitQueue<H>>,
+        /// The queue's generation when the process found it must wait.
+        generation: u64,
+    },
     /// It has ended: report and free it.
     Exit,
 }
+
+impl<H: KernelHal> Clone for Request<H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H: KernelHal> Copy for Request<H> {}
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +123,7 @@ pub struct Process<H: KernelHal> {
     /// What it runs; taken when it starts.
     main: Cell<Option<ProcessMain<H>>>,
     /// What it asked for at its last switch out.
-    request: Cell<Request>,
+    request: Cell<Request<H>>,
     /// The CPU's trap context word while it ran, restored when it runs again.
     trap_context: Cell<usize>,
     /// When its current run began.
@@ -115,6 +136,8 @@ pub struct Process<H: KernelHal> {
     exit_code: Cell<Option<i32>>,
     /// How it ended, once it has.
     exit: RefCell<Option<ProcessExit>>,
+    /// Its handles (used only by its own syscalls, on its own stack).
+    handles: RefCell<HandleTable<H>>,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -149,19 +172,32 @@ impl<H: KernelHal> Drop for ProcessBox<H> {
 }
 
 impl<H: KernelHal> Process<H> {
-    /// Makes process `name` running `main` on a fresh stack of `stack_size` bytes and
-    /// queues it. Returns its pid.
+    /// Makes process `name` running `main` on a fresh stack of `stack_size` bytes, with
+    /// `handles` as its handles 0, 1, ..., and queues it. Returns its pid.
     ///
     /// # Errors
-    /// [`SpawnError::OutOfMemory`] when its stack cannot be had.
+    /// [`SpawnError::OutOfMemory`] when its stack cannot be had or the handles do not fit
+    /// its table, with the handles given back.
     pub fn spawn(
         kernel: &'static Kernel<H>,
         name: &str,
         stack_size: usize,
         main: ProcessMain<H>,
-    ) -> Result<u32, SpawnError> {
+        handles: Vec<ChannelEnd<H>>,
+    ) -> Result<u32, (SpawnError, Vec<ChannelEnd<H>>)> {
         let hal = kernel.hal();
-        let stack = hal.allocate_stack(stack_size)?;
+        let mut table = HandleTable::new(kernel.options().max_handles as usize);
+        if !table.has_room(handles.len()) {
+            return Err((SpawnError::OutOfMemory, handles));
+        }
+        let stack = match hal.allocate_stack(stack_size) {
+            Ok(stack) => stack,
+            Err(error) => return Err((error.into(), handles)),
+        };
+        for handle in handles {
+            // Checked above: every handle fits, under the numbers 0, 1, ... in order.
+            let _ = table.insert(handle);
+        }
         let pid = kernel.next_pid();
         let process = Box::new(Self {
             pid,
@@ -177,6 +213,7 @@ impl<H: KernelHal> Process<H> {
             cpu_time_ns: Cell::new(0),
             exit_code: Cell::new(None),
             exit: RefCell::new(None),
+            handles: RefCell::new(table),
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -210,6 +247,12 @@ impl<H: KernelHal> Process<H> {
         self.kernel.hal().stack_bounds(&self.stack)
     }
 
+    /// The process's handles. Only its own syscalls use them, and never across a switch
+    /// (a blocking call clones what it needs out of the table first).
+    pub fn handles(&self) -> core::cell::RefMut<'_, HandleTable<H>> {
+        self.handles.borrow_mut()
+    }
+
     /// The JIT's stack limit for this process's WebAssembly code.
     pub fn wasm_stack_limit(&self) -> usize {
         self.stack_bounds().start + HOST_STACK_RESERVE
@@ -237,7 +280,7 @@ impl<H: KernelHal> Process<H> {
     }
 
     /// What the process asked for at its last switch out.
-    pub(crate) fn request(&self) -> Request {
+    pub(crate) fn request(&self) -> Request<H> {
         self.request.get()
     }
 
@@ -265,7 +308,7 @@ impl<H: KernelHal> Process<H> {
     /// Switches back to the current CPU's scheduler loop asking for `request`, and returns
     /// when the scheduler runs the process again (perhaps on another CPU). Must be called
     /// on the process's own stack.
-    pub fn switch_out(&self, request: Request) {
+    pub fn switch_out(&self, request: Request<H>) {
         let hal = self.kernel.hal();
         self.request.set(request);
         // The trap context word belongs to this process's activations: take it along.
@@ -289,6 +332,16 @@ impl<H: KernelHal> Process<H> {
     /// Blocks until the clock reads at least `until_ns`.
     pub fn sleep_until(&self, until_ns: u64) {
         self.switch_out(Request::Sleep { until_ns });
+    }
+
+    /// Blocks on `queue` until it is woken after `generation` (read under the lock of the
+    /// object waited on, see [`WaitQueue`]). Returns when the process runs again; the
+    /// caller looks at its condition again.
+    pub fn wait(&self, queue: &WaitQueue<H>, generation: u64) {
+        self.switch_out(Request::Wait {
+            queue: NonNull::from(queue),
+            generation,
+        });
     }
 
     /// The process's epoch handler: its WebAssembly code passed the store's deadline.

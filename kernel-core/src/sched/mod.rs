@@ -22,6 +22,10 @@
 //! deadline: at once when a CPU is idle (its timer is armed for the earliest sleeper),
 //! within one time slice when every CPU is busy.
 
+mod wait;
+
+pub use wait::WaitQueue;
+
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -121,6 +125,7 @@ impl<H: KernelHal> Scheduler<H> {
     }
 
     /// Makes `process` ready on the current CPU's queue and wakes an idle CPU to take it.
+    /// Also how a [`WaitQueue`] wakes its processes.
     pub(crate) fn enqueue(&self, process: ProcessBox<H>) {
         let cpu = self.hal.current_cpu();
         self.slot(cpu).queue.lock().push_back(process);
@@ -151,9 +156,12 @@ impl<H: KernelHal> Scheduler<H> {
         let cpu = hal.current_cpu();
         let slot = self.slot(cpu);
         hal.set_interrupts_enabled(true);
+        // One clock reading per scheduling decision: the end of a run is the start of the
+        // next (the clock is slow to read on some hosts).
+        let mut now = hal.now_ns();
         loop {
-            if let Some(process) = self.next_process(cpu) {
-                self.run(cpu, process);
+            if let Some(process) = self.next_process(cpu, now) {
+                now = self.run(cpu, process, now);
                 continue;
             }
             if self.live() == 0 {
@@ -169,6 +177,7 @@ impl<H: KernelHal> Scheduler<H> {
             self.arm(slot, self.next_wake().unwrap_or(u64::MAX));
             hal.wait_for_interrupt();
             slot.idle.store(false, Ordering::Release);
+            now = hal.now_ns();
         }
         self.arm(slot, u64::MAX);
         // Let the other CPUs see that nothing is left.
@@ -206,21 +215,23 @@ impl<H: KernelHal> Scheduler<H> {
 
     /// The next process for `cpu`: due sleepers join its queue first, then its own queue's
     /// front, then the back of the fullest other queue.
-    fn next_process(&self, cpu: CpuId) -> Option<ProcessBox<H>> {
+    fn next_process(&self, cpu: CpuId, now: u64) -> Option<ProcessBox<H>> {
         let slot = self.slot(cpu);
-        self.wake_sleepers(slot);
+        self.wake_sleepers(slot, now);
         if let Some(process) = slot.queue.lock().pop_front() {
             return Some(process);
         }
         self.steal(cpu)
     }
 
-    /// Moves every sleeper whose time has come to `slot`'s queue.
-    fn wake_sleepers(&self, slot: &CpuSlot<H>) {
-        let now = self.hal.now_ns();
+    /// Moves every sleeper whose time has come by `now` to `slot`'s queue.
+    fn wake_sleepers(&self, slot: &CpuSlot<H>, now: u64) {
         let mut due = Vec::new();
         {
             let mut sleepers = self.sleepers.lock();
+            if sleepers.is_empty() {
+                return;
+            }
             let mut index = 0;
             while index < sleepers.len() {
                 if sleepers[index].wake_ns <= now {
@@ -246,10 +257,10 @@ impl<H: KernelHal> Scheduler<H> {
         victim.1.queue.lock().pop_back()
     }
 
-    /// Runs `process` on `cpu` until it switches back, then does what it asked.
-    fn run(&self, cpu: CpuId, process: ProcessBox<H>) {
+    /// Runs `process` on `cpu` from `now` until it switches back, then does what it
+    /// asked. Returns the time it switched back.
+    fn run(&self, cpu: CpuId, process: ProcessBox<H>, now: u64) -> u64 {
         let slot = self.slot(cpu);
-        let now = self.hal.now_ns();
         let end_tick = slice_end_tick(now);
         process.begin_slice(now, end_tick);
         self.arm(slot, end_tick.saturating_mul(TICK_NS));
@@ -271,8 +282,17 @@ impl<H: KernelHal> Scheduler<H> {
                     process,
                 });
             }
+            Request::Wait { queue, generation } => {
+                // Safety: a process waits only on queues of objects it holds (through its
+                // handles) while it waits, so the queue outlives this call.
+                let queue = unsafe { queue.as_ref() };
+                if let Some(process) = queue.park(process, generation) {
+                    slot.queue.lock().push_back(process);
+                }
+            }
             Request::Exit => self.finish(process),
         }
+        now
     }
 
     /// Ends a process that switched back for the last time: reports it and frees it.

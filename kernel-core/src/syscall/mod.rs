@@ -16,9 +16,23 @@
 //! | `now`     | `() -> i64`                                 | monotonic nanoseconds       |
 //! | `getpid`  | `() -> i32`                                 | this process's id           |
 //! | `spawn`   | `(name_ptr i32, name_len i32, handle i32) -> i32` | the child's pid, or -1, -2, -4, -5, -6 |
+//! | `channel` | `(out_ptr i32) -> i32`                      | 0, the send then receive handle at `out_ptr`; or -2, -5 |
+//! | `send`    | `(h i32, ptr i32, len i32) -> i32`          | 0, or -1, -2, -3, -6        |
+//! | `recv`    | `(h i32, ptr i32, cap i32) -> i32`          | the length, or -1, -2, -3, -6 |
+//! | `close`   | `(h i32) -> i32`                            | 0, or -1                    |
 //!
-//! Handles (and so `spawn`'s `handle` argument) come with channels: until then any handle
-//! other than -1 is a bad handle (-1).
+//! `spawn` with `handle >= 0` moves that handle into the child, where it is handle 0; the
+//! parent no longer holds it (when the spawn fails, it keeps it). -1 means no handle.
+//!
+//! An extension of ABI v0 (a channel is one-way and `spawn` moves one handle, so two
+//! processes could not otherwise talk both ways):
+//! `spawn_handles(name_ptr i32, name_len i32, handles_ptr i32, count i32) -> i32` moves the
+//! `count` handles listed at `handles_ptr` (little-endian `i32`s) into the child as its
+//! handles 0, 1, ...; the errors are `spawn`'s (-1 when a handle is not held or is listed
+//! twice).
+//! `recv` checks that the whole buffer `[ptr, ptr + cap)` lies in the caller's memory before
+//! it takes anything, so a failed `recv` never loses a message. Channels are described in
+//! [`crate::ipc`].
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -26,6 +40,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::KernelHal;
+use crate::ipc::{Channel, ChannelEnd, End, MAX_MESSAGE};
 use crate::kernel::ProgramSpawnError;
 use crate::process::Process;
 use crate::wasm::env::{EntityIndex, FuncType, ValType};
@@ -67,10 +82,15 @@ enum Syscall {
     Now,
     GetPid,
     Spawn,
+    SpawnHandles,
+    Channel,
+    Send,
+    Recv,
+    Close,
 }
 
 impl Syscall {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 12] = [
         Self::Print,
         Self::Exit,
         Self::Yield,
@@ -78,6 +98,11 @@ impl Syscall {
         Self::Now,
         Self::GetPid,
         Self::Spawn,
+        Self::SpawnHandles,
+        Self::Channel,
+        Self::Send,
+        Self::Recv,
+        Self::Close,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +114,11 @@ impl Syscall {
             Self::Now => "now",
             Self::GetPid => "getpid",
             Self::Spawn => "spawn",
+            Self::SpawnHandles => "spawn_handles",
+            Self::Channel => "channel",
+            Self::Send => "send",
+            Self::Recv => "recv",
+            Self::Close => "close",
         }
     }
 
@@ -102,7 +132,9 @@ impl Syscall {
             Self::Sleep => (&[I64], &[]),
             Self::Now => (&[], &[I64]),
             Self::GetPid => (&[], &[I32]),
-            Self::Spawn => (&[I32, I32, I32], &[I32]),
+            Self::Spawn | Self::Send | Self::Recv => (&[I32, I32, I32], &[I32]),
+            Self::SpawnHandles => (&[I32, I32, I32, I32], &[I32]),
+            Self::Channel | Self::Close => (&[I32], &[I32]),
         }
     }
 
@@ -190,6 +222,17 @@ fn host_function<H: KernelHal>(
             }
             Syscall::GetPid => Val::I32(i32::try_from(process.pid()).unwrap_or(i32::MAX)),
             Syscall::Spawn => Val::I32(spawn(process, caller, args)),
+            Syscall::SpawnHandles => Val::I32(spawn_handles(process, caller, args)),
+            Syscall::Channel => Val::I32(channel(process, caller, args)),
+            Syscall::Send => Val::I32(send(process, caller, args)),
+            Syscall::Recv => Val::I32(recv(process, caller, args)),
+            Syscall::Close => Val::I32(match process.handles().take(i32_arg(args, 0)) {
+                Some(end) => {
+                    drop(end);
+                    0
+                }
+                None => Errno::BadHandle as i32,
+            }),
         };
         if let Some(slot) = results.first_mut() {
             *slot = result;
@@ -237,22 +280,161 @@ fn sleep<H: KernelHal>(process: &Process<H>, ns: i64) {
     }
 }
 
-/// `spawn(name_ptr, name_len, handle) -> pid`: starts the boot program of that name.
+/// `spawn(name_ptr, name_len, handle) -> pid`: starts the boot program of that name,
+/// moving `handle` (unless -1) into it as its handle 0.
 fn spawn<H: KernelHal>(process: &'static Process<H>, caller: &Caller<'_>, args: &[Val]) -> i32 {
-    let Some(name) = caller.read(i32_arg(args, 0), i32_arg(args, 1)) else {
+    let handle = i32_arg(args, 2);
+    let handles: &[i32] = if handle == -1 { &[] } else { &[handle] };
+    spawn_moving(process, caller, (i32_arg(args, 0), i32_arg(args, 1)), handles)
+}
+
+/// `spawn_handles(name_ptr, name_len, handles_ptr, count) -> pid`: starts the boot program
+/// of that name, moving the `count` handles listed at `handles_ptr` (`i32`s) into it as
+/// its handles 0, 1, ...
+fn spawn_handles<H: KernelHal>(
+    process: &'static Process<H>,
+    caller: &Caller<'_>,
+    args: &[Val],
+) -> i32 {
+    let count = i32_arg(args, 3);
+    let Some(bytes) = count
+        .checked_mul(4)
+        .and_then(|len| caller.read(i32_arg(args, 2), len))
+    else {
         return Errno::BadPointer as i32;
     };
-    // No handle can be held before channels exist: only "no handle" is valid.
-    if i32_arg(args, 2) != -1 {
+    let handles: Vec<i32> = bytes
+        .chunks_exact(4)
+        .map(|word| i32::from_le_bytes([word[0], word[1], word[2], word[3]]))
+        .collect();
+    spawn_moving(process, caller, (i32_arg(args, 0), i32_arg(args, 1)), &handles)
+}
+
+/// Starts the boot program named at `name` (pointer, length), moving `handles` into it.
+/// Every handle must be held and named once; on any failure the parent keeps them all.
+fn spawn_moving<H: KernelHal>(
+    process: &'static Process<H>,
+    caller: &Caller<'_>,
+    name: (i32, i32),
+    handles: &[i32],
+) -> i32 {
+    let Some(name) = caller.read(name.0, name.1) else {
+        return Errno::BadPointer as i32;
+    };
+    {
+        let table = process.handles();
+        let held = handles.iter().all(|&handle| table.get(handle).is_some());
+        let distinct = handles
+            .iter()
+            .enumerate()
+            .all(|(index, handle)| !handles[..index].contains(handle));
+        if !(held && distinct) {
+            return Errno::BadHandle as i32;
+        }
+    }
+    let moved: Vec<(i32, ChannelEnd<H>)> = {
+        let mut table = process.handles();
+        handles
+            .iter()
+            .filter_map(|&handle| Some((handle, table.take(handle)?)))
+            .collect()
+    };
+    let (numbers, ends): (Vec<i32>, Vec<ChannelEnd<H>>) = moved.into_iter().unzip();
+    let result = match core::str::from_utf8(name) {
+        Ok(name) => process.kernel().spawn_program(name, ends),
+        Err(_) => Err((ProgramSpawnError::NoSuchProgram, ends)),
+    };
+    match result {
+        Ok(pid) => i32::try_from(pid).unwrap_or(i32::MAX),
+        Err((error, ends)) => {
+            let mut table = process.handles();
+            for (number, end) in numbers.into_iter().zip(ends) {
+                // Back under its own number, which the move freed.
+                table.restore(number, end);
+            }
+            match error {
+                ProgramSpawnError::NoSuchProgram => Errno::NoSuchProgram as i32,
+                ProgramSpawnError::LoadFailed => Errno::InvalidArgument as i32,
+                ProgramSpawnError::OutOfMemory => Errno::OutOfMemory as i32,
+            }
+        }
+    }
+}
+
+/// `channel(out_ptr) -> 0`: makes a channel and writes its send and receive handles.
+fn channel<H: KernelHal>(process: &Process<H>, caller: &mut Caller<'_>, args: &[Val]) -> i32 {
+    let out = i32_arg(args, 0);
+    // Both handles must fit before anything is made.
+    if caller.read(out, 8).is_none() {
+        return Errno::BadPointer as i32;
+    }
+    let mut handles = process.handles();
+    if !handles.has_room(2) {
+        return Errno::OutOfMemory as i32;
+    }
+    let (send_end, receive_end) = Channel::create(process.kernel().scheduler());
+    let (Ok(send), Ok(receive)) = (handles.insert(send_end), handles.insert(receive_end)) else {
+        // `has_room(2)` above: both fit.
+        return Errno::OutOfMemory as i32;
+    };
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&send.to_le_bytes());
+    bytes[4..].copy_from_slice(&receive.to_le_bytes());
+    match caller.write(out, &bytes) {
+        Some(()) => 0,
+        None => Errno::BadPointer as i32,
+    }
+}
+
+/// The channel end named by `handle`, cloned out of the table so that blocking does not
+/// hold the table.
+fn end_of<H: KernelHal>(process: &Process<H>, handle: i32) -> Option<ChannelEnd<H>> {
+    process.handles().get(handle).map(ChannelEnd::duplicate)
+}
+
+/// `send(h, ptr, len) -> 0`: queues one message, blocking while the channel is full.
+fn send<H: KernelHal>(process: &Process<H>, caller: &Caller<'_>, args: &[Val]) -> i32 {
+    let Some(end) = end_of(process, i32_arg(args, 0)) else {
+        return Errno::BadHandle as i32;
+    };
+    if end.end() != End::Send {
         return Errno::BadHandle as i32;
     }
-    let Ok(name) = core::str::from_utf8(name) else {
-        return Errno::NoSuchProgram as i32;
+    let len = i32_arg(args, 2);
+    if usize::try_from(len).is_ok_and(|len| len > MAX_MESSAGE) {
+        return Errno::InvalidArgument as i32;
+    }
+    let Some(message) = caller.read(i32_arg(args, 1), len) else {
+        return Errno::BadPointer as i32;
     };
-    match process.kernel().spawn_program(name) {
-        Ok(pid) => i32::try_from(pid).unwrap_or(i32::MAX),
-        Err(ProgramSpawnError::NoSuchProgram) => Errno::NoSuchProgram as i32,
-        Err(ProgramSpawnError::LoadFailed) => Errno::InvalidArgument as i32,
-        Err(ProgramSpawnError::OutOfMemory) => Errno::OutOfMemory as i32,
+    match end.send(process, message) {
+        Ok(()) => 0,
+        Err(errno) => errno as i32,
+    }
+}
+
+/// `recv(h, ptr, cap) -> len`: takes one message, blocking until there is one.
+fn recv<H: KernelHal>(process: &Process<H>, caller: &mut Caller<'_>, args: &[Val]) -> i32 {
+    let Some(end) = end_of(process, i32_arg(args, 0)) else {
+        return Errno::BadHandle as i32;
+    };
+    if end.end() != End::Receive {
+        return Errno::BadHandle as i32;
+    }
+    let (ptr, capacity) = (i32_arg(args, 1), i32_arg(args, 2));
+    let Ok(capacity_bytes) = usize::try_from(capacity) else {
+        return Errno::BadPointer as i32;
+    };
+    if caller.read(ptr, capacity).is_none() {
+        return Errno::BadPointer as i32;
+    }
+    let mut deliver = |message: &[u8]| {
+        // The whole buffer was checked above and the message is no longer than it.
+        let _ = caller.write(ptr, message);
+    };
+    match end.recv(process, capacity_bytes, &mut deliver) {
+        // At most MAX_MESSAGE bytes: fits an i32.
+        Ok(len) => i32::try_from(len).unwrap_or(i32::MAX),
+        Err(errno) => errno as i32,
     }
 }

@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use wasmparser::Operator;
 
 use super::CompileError;
@@ -139,6 +139,30 @@ impl FuncTranslator<'_, '_> {
         builtin: Builtin,
         args: &[Value],
     ) -> Result<Option<Value>, CompileError> {
+        self.call_builtin_with(builtin, args, readonly_flags())
+    }
+
+    /// [`Self::call_builtin`], with the loads of the builtin's address left where the call
+    /// is (not hoisted out of loops): for calls on cold paths, where a hoisted address
+    /// would only hold a register across the hot path.
+    ///
+    /// # Errors
+    /// As [`Self::call_builtin`].
+    pub(super) fn call_builtin_in_place(
+        &mut self,
+        builtin: Builtin,
+        args: &[Value],
+    ) -> Result<Option<Value>, CompileError> {
+        self.call_builtin_with(builtin, args, MemFlagsData::trusted().with_readonly())
+    }
+
+    /// Calls `builtin`, loading its address with `flags`.
+    fn call_builtin_with(
+        &mut self,
+        builtin: Builtin,
+        args: &[Value],
+        flags: MemFlagsData,
+    ) -> Result<Option<Value>, CompileError> {
         if args.len() != builtin.params() {
             return Err(CompileError::invalid(alloc::format!(
                 "{builtin:?} takes {} arguments, not {}",
@@ -149,14 +173,14 @@ impl FuncTranslator<'_, '_> {
         let signature = self.builtin_signature(builtin);
         let builtins = self.builder.ins().load(
             POINTER,
-            readonly_flags(),
+            flags,
             self.vmctx,
             offset32(VMShape::BUILTIN_FUNCTIONS)?,
         );
-        let function =
-            self.builder
-                .ins()
-                .load(POINTER, readonly_flags(), builtins, builtin_offset(builtin));
+        let function = self
+            .builder
+            .ins()
+            .load(POINTER, flags, builtins, builtin_offset(builtin));
         let mut call_args = Vec::with_capacity(args.len() + 1);
         call_args.push(self.vmctx);
         call_args.extend_from_slice(args);

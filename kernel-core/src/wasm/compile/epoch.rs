@@ -10,134 +10,81 @@
 //! The check points are WebAssembly positions (function entries, `loop` instructions), the
 //! same on every ISA, which is what makes a count of them a machine-independent clock.
 //!
-//! The fast path is one load of the epoch, a compare with the deadline kept in a variable,
-//! and a branch. The deadline variable is loaded at function entry and reloaded on the
-//! slow path; a stale (smaller) value after a call only costs one extra reload, because
-//! deadlines only move forward while code runs.
+//! The check is four loads that stay in the L1 cache (the epoch pointer and the store
+//! context from the VMContext, the epoch and the deadline behind them), a compare and a
+//! branch to a cold block. Nothing is kept in a register across the function: caching the
+//! pointers or the deadline in SSA values made them live across whole loops, whose
+//! counters the register allocator then spilled (a counting loop ran 2.4 times slower than
+//! without checks; with the loads it is within a few percent, see `benches/benches/kernel.rs`).
+//! The loads are not marked movable, so loop-invariant code motion leaves them in place.
 //!
 //! [`VMStoreContext::epoch_deadline`]: crate::wasm::abi::VMStoreContext::epoch_deadline
 
-use cranelift_codegen::ir::{InstBuilder, Value, types};
-use cranelift_frontend::Variable;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, types};
 
 use super::CompileError;
-use super::environ::{offset32, readonly_flags};
+use super::environ::offset32;
 use super::func_translator::FuncTranslator;
 use super::trap_code;
 use crate::wasm::abi::{Builtin, STORE_CONTEXT_EPOCH_DEADLINE};
 use crate::wasm::env::VMShape;
 use crate::wasm::trap::Trap;
 
-/// What a function keeps for its epoch checks.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct EpochState {
-    /// The address of the epoch counter (`*(vmctx + EPOCH_PTR)`).
-    epoch_ptr: Value,
-    /// The store context (`*(vmctx + STORE_CONTEXT)`).
-    store_context: Value,
-    /// The deadline as last loaded.
-    deadline: Variable,
-}
-
 impl FuncTranslator<'_, '_> {
-    /// Sets up the epoch checks at function entry (loads the pointers and the deadline)
-    /// and emits the entry check. Does nothing when the module is compiled without epoch
-    /// checks.
+    /// Emits the function entry's epoch check (when the module has epoch checks).
     pub(super) fn begin_epoch_checks(&mut self) -> Result<(), CompileError> {
-        if !self.env.options.epoch_checks {
-            return Ok(());
-        }
-        let pointer = super::environ::POINTER;
-        let epoch_ptr = self.builder.ins().load(
-            pointer,
-            readonly_flags(),
-            self.vmctx,
-            offset32(VMShape::EPOCH_PTR)?,
-        );
-        let store_context = self.builder.ins().load(
-            pointer,
-            readonly_flags(),
-            self.vmctx,
-            offset32(VMShape::STORE_CONTEXT)?,
-        );
-        let deadline = self.builder.declare_var(types::I64);
-        let value = self.load_deadline(store_context)?;
-        self.builder.def_var(deadline, value);
-        self.epoch = Some(EpochState {
-            epoch_ptr,
-            store_context,
-            deadline,
-        });
+        self.epoch_checks = self.env.options.epoch_checks;
         self.epoch_check()
     }
 
     /// Emits one epoch check at the current position (a function entry or a loop header).
     pub(super) fn epoch_check(&mut self) -> Result<(), CompileError> {
-        let Some(state) = self.epoch else {
+        if !self.epoch_checks {
             return Ok(());
-        };
-        let flags = super::environ::mutable_flags();
-        let epoch = self
+        }
+        // Aligned, never trapping, and not movable: reloaded at every check.
+        let fixed = MemFlagsData::trusted().with_readonly();
+        let changing = MemFlagsData::trusted();
+        let pointer = super::environ::POINTER;
+        let ins = self.builder.ins();
+        let epoch_ptr = ins.load(pointer, fixed, self.vmctx, offset32(VMShape::EPOCH_PTR)?);
+        let epoch = self.builder.ins().load(types::I64, changing, epoch_ptr, 0);
+        let store_context = self.builder.ins().load(
+            pointer,
+            fixed,
+            self.vmctx,
+            offset32(VMShape::STORE_CONTEXT)?,
+        );
+        let deadline = self.builder.ins().load(
+            types::I64,
+            changing,
+            store_context,
+            offset32(STORE_CONTEXT_EPOCH_DEADLINE)?,
+        );
+        let past = self
             .builder
             .ins()
-            .load(types::I64, flags, state.epoch_ptr, 0);
-        let deadline = self.builder.use_var(state.deadline);
-        let past = self.builder.ins().icmp(
-            cranelift_codegen::ir::condcodes::IntCC::UnsignedGreaterThanOrEqual,
-            epoch,
-            deadline,
-        );
-        let reload = self.builder.create_block();
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, epoch, deadline);
         let interrupt = self.builder.create_block();
         let done = self.builder.create_block();
-        self.builder.set_cold_block(reload);
         self.builder.set_cold_block(interrupt);
-        let fast = self.builder.ins().brif(past, reload, &[], done, &[]);
-        self.epoch_branches.push((fast, done));
-
-        // The cached deadline may be stale: reload it before bothering the scheduler.
-        self.builder.switch_to_block(reload);
-        self.builder.seal_block(reload);
-        let current = self.load_deadline(state.store_context)?;
-        self.builder.def_var(state.deadline, current);
-        let still_past = self.builder.ins().icmp(
-            cranelift_codegen::ir::condcodes::IntCC::UnsignedGreaterThanOrEqual,
-            epoch,
-            current,
-        );
-        let slow = self
-            .builder
-            .ins()
-            .brif(still_past, interrupt, &[], done, &[]);
-        self.epoch_branches.push((slow, done));
+        let branch = self.builder.ins().brif(past, interrupt, &[], done, &[]);
+        self.epoch_branches.push((branch, done));
 
         self.builder.switch_to_block(interrupt);
         self.builder.seal_block(interrupt);
         let status = self
-            .call_builtin(Builtin::EpochInterrupt, &[])?
+            .call_builtin_in_place(Builtin::EpochInterrupt, &[])?
             .ok_or_else(|| CompileError::invalid("the epoch builtin returns a status"))?;
         self.builder
             .ins()
             .trapnz(status, trap_code(Trap::Interrupted));
-        let next = self.load_deadline(state.store_context)?;
-        self.builder.def_var(state.deadline, next);
         self.builder.ins().jump(done, &[]);
 
         self.builder.switch_to_block(done);
         self.builder.seal_block(done);
         Ok(())
-    }
-
-    /// Loads the store's current epoch deadline.
-    ///
-    /// (See [`attribute_folded_traps`] for why the branches are recorded.)
-    fn load_deadline(&mut self, store_context: Value) -> Result<Value, CompileError> {
-        Ok(self.builder.ins().load(
-            types::I64,
-            super::environ::mutable_flags(),
-            store_context,
-            offset32(STORE_CONTEXT_EPOCH_DEADLINE)?,
-        ))
     }
 }
 

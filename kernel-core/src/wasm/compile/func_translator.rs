@@ -138,8 +138,8 @@ pub(super) struct FuncTranslator<'env, 'b> {
     functions: BTreeMap<FuncIndex, ir::FuncRef>,
     /// The signature of each builtin, once imported, by [`Builtin`] number.
     builtin_signatures: [Option<SigRef>; Builtin::COUNT],
-    /// The epoch check's pointers and deadline, when the module has epoch checks.
-    pub(super) epoch: Option<super::epoch::EpochState>,
+    /// Whether the module has epoch checks.
+    pub(super) epoch_checks: bool,
     /// Every epoch-check branch with the block it continues in.
     pub(super) epoch_branches: Vec<(ir::Inst, ir::Block)>,
 }
@@ -176,7 +176,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),
             builtin_signatures: [None; Builtin::COUNT],
-            epoch: None,
+            epoch_checks: false,
             epoch_branches: Vec::new(),
         }
     }

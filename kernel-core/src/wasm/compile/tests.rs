@@ -618,3 +618,4 @@ fn deep_nesting_and_many_locals() {
     );
     compile_both(&wat);
 }
+

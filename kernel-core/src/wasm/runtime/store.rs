@@ -21,7 +21,9 @@ use super::memory::LinearMemory;
 use super::table::Table;
 use super::trap_handler::{CallContext, TrapRecord};
 use super::values::{FuncRef, Val};
-use crate::wasm::abi::{Builtin, EntryTrampoline, VALUE_SLOT_SIZE, VMActivation, VMStoreContext};
+use crate::wasm::abi::{
+    Builtin, EntryTrampoline, VALUE_SLOT_SIZE, VMActivation, VMStoreContext, WASM_PAGE_SIZE,
+};
 use crate::wasm::env::{FuncType, GlobalType, MemoryType, TableType};
 use crate::wasm::indices::FuncIndex;
 use crate::wasm::trap::Trap;
@@ -136,6 +138,12 @@ pub enum InstantiationError {
     Unsupported(String),
     /// Memory for a linear memory or table could not be had.
     OutOfMemory,
+    /// The store's linear memories would exceed its memory limit
+    /// ([`Store::set_memory_limit`]).
+    MemoryLimit {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl fmt::Display for InstantiationError {
@@ -145,6 +153,9 @@ impl fmt::Display for InstantiationError {
             Self::Trap(error) => error.fmt(f),
             Self::Unsupported(message) => write!(f, "unsupported: {message}"),
             Self::OutOfMemory => f.write_str("out of memory"),
+            Self::MemoryLimit { limit } => {
+                write!(f, "linear memory past the limit of {limit} bytes")
+            }
         }
     }
 }
@@ -193,6 +204,8 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) fixed_stack_limit: Option<usize>,
     /// What runs when generated code passes the epoch deadline.
     pub(crate) epoch_handler: Option<EpochHandler<'e>>,
+    /// The most WebAssembly pages all linear memories together may have.
+    pub(crate) memory_limit_pages: u64,
     /// Definitions of memories, tables and globals made by the host, not by an instance.
     pub(crate) host_memory_definitions: Vec<Box<VMMemoryDefinition>>,
     pub(crate) host_table_definitions: Vec<Box<VMTableDefinition>>,
@@ -222,6 +235,7 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
                 host_funcs: Vec::new(),
                 fixed_stack_limit: None,
                 epoch_handler: None,
+                memory_limit_pages: u64::MAX,
                 host_memory_definitions: Vec::new(),
                 host_table_definitions: Vec::new(),
                 host_global_definitions: Vec::new(),
@@ -376,6 +390,14 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
         self.inner.context.stack_limit = limit;
     }
 
+    /// Limits the linear memory of this store, all memories together, to `bytes` (rounded
+    /// down to WebAssembly pages): `memory.grow` past it fails (returns -1), and
+    /// instantiating a module whose memories would pass it fails with
+    /// [`InstantiationError::MemoryLimit`].
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        self.inner.memory_limit_pages = bytes / WASM_PAGE_SIZE;
+    }
+
     /// Sets the epoch at which this store's code calls its epoch handler (`u64::MAX`: never).
     pub fn set_epoch_deadline(&mut self, deadline: u64) {
         self.inner
@@ -442,6 +464,11 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 "64-bit, shared and custom-page-size memories",
             )));
         }
+        if self.memory_pages().saturating_add(ty.minimum) > self.memory_limit_pages {
+            return Err(InstantiationError::MemoryLimit {
+                limit: self.memory_limit_pages.saturating_mul(WASM_PAGE_SIZE),
+            });
+        }
         let mut memory = LinearMemory::new(self.engine.hal(), ty)
             .map_err(|_| InstantiationError::OutOfMemory)?;
         // Safety: the definition lives in a store-owned box or in an instance's VMContext,
@@ -496,7 +523,17 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         }
     }
 
+    /// The pages of every linear memory of the store together.
+    fn memory_pages(&self) -> u64 {
+        self.memories
+            .iter()
+            .fold(0u64, |sum, entry| sum.saturating_add(entry.memory.pages()))
+    }
+
     pub(crate) fn grow_memory(&mut self, memory: MemoryId, delta: u64) -> Option<u64> {
+        if self.memory_pages().saturating_add(delta) > self.memory_limit_pages {
+            return None;
+        }
         let hal = self.engine.hal();
         self.memories.get_mut(memory.0)?.memory.grow(hal, delta)
     }
