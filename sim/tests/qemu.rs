@@ -418,3 +418,72 @@ fn syscall_errors_and_cpu_limit_in_qemu() {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
     assert!(text(&run.stderr).starts_with("trap: interrupted\n"));
 }
+
+#[test]
+fn channels_carry_every_message_in_qemu() {
+    for cpus in [1, 2] {
+        let dir = scratch(&format!("stream-{cpus}"));
+        let output = qemu_boot(
+            cpus,
+            &[],
+            &[
+                write(&dir, "consumer", &programs::consumer(1000)),
+                write(&dir, "producer", &programs::producer(1000)),
+            ],
+        );
+        assert_eq!(output.status_of("producer"), "0", "{}", output.err);
+        assert_eq!(output.status_of("consumer"), "0", "{}", output.err);
+        let output = qemu_boot(
+            cpus,
+            &[],
+            &[
+                write(&dir, "spawner", &programs::many_spawns(200)),
+                write(&dir, "exiter", &programs::exiter()),
+            ],
+        );
+        programs::check_many_spawns(&output, 200);
+    }
+}
+
+#[test]
+fn channel_errors_and_limits_in_qemu() {
+    let dir = scratch("channel-errors");
+    let output = qemu_boot(
+        1,
+        &[],
+        &[
+            write(&dir, "misuse", &programs::channel_misuse()),
+            write(&dir, "worker", &programs::worker()),
+            write(&dir, "small", &programs::small_buffer()),
+        ],
+    );
+    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
+    let output = qemu_boot(1, &[], &[write(&dir, "small", &programs::small_buffer())]);
+    assert_eq!(output.status_of("small"), "0", "{}", output.err);
+    let output = qemu_boot(
+        1,
+        &["--max-handles", "4"],
+        &[write(&dir, "handles", &programs::handle_hog(2))],
+    );
+    assert_eq!(output.status_of("handles"), "0", "{}", output.err);
+    let output = qemu_boot(
+        2,
+        &["--max-processes", "3"],
+        &[
+            write(&dir, "processes", &programs::process_hog(2)),
+            write(&dir, "idle", &programs::idle()),
+        ],
+    );
+    assert_eq!(output.status_of("processes"), "0", "{}", output.err);
+    let output = qemu_boot(
+        1,
+        &["--memory-limit", "1"],
+        &[write(&dir, "grower", &programs::memory_hog(16))],
+    );
+    assert_eq!(output.status_of("grower"), "0", "{}", output.err);
+}
+
+#[test]
+fn the_demo_system_runs_in_qemu() {
+    programs::check_demo(&qemu_boot(2, &[], &[]));
+}

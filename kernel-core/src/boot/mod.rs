@@ -138,7 +138,10 @@ fn start_init<H: KernelHal>(
         hal.write_error_bytes(b"error: no boot programs\n");
         return Err(JobStatus::Usage);
     };
-    match kernel.spawn_program(name, Vec::new()).map_err(|(error, _)| error) {
+    match kernel
+        .spawn_program(name, Vec::new())
+        .map_err(|(error, _)| error)
+    {
         Ok(_) => Ok(()),
         // The load error was printed when the program was compiled.
         Err(ProgramSpawnError::LoadFailed) => Err(JobStatus::InvalidModule),

@@ -285,7 +285,12 @@ fn sleep<H: KernelHal>(process: &Process<H>, ns: i64) {
 fn spawn<H: KernelHal>(process: &'static Process<H>, caller: &Caller<'_>, args: &[Val]) -> i32 {
     let handle = i32_arg(args, 2);
     let handles: &[i32] = if handle == -1 { &[] } else { &[handle] };
-    spawn_moving(process, caller, (i32_arg(args, 0), i32_arg(args, 1)), handles)
+    spawn_moving(
+        process,
+        caller,
+        (i32_arg(args, 0), i32_arg(args, 1)),
+        handles,
+    )
 }
 
 /// `spawn_handles(name_ptr, name_len, handles_ptr, count) -> pid`: starts the boot program
@@ -307,7 +312,12 @@ fn spawn_handles<H: KernelHal>(
         .chunks_exact(4)
         .map(|word| i32::from_le_bytes([word[0], word[1], word[2], word[3]]))
         .collect();
-    spawn_moving(process, caller, (i32_arg(args, 0), i32_arg(args, 1)), &handles)
+    spawn_moving(
+        process,
+        caller,
+        (i32_arg(args, 0), i32_arg(args, 1)),
+        &handles,
+    )
 }
 
 /// Starts the boot program named at `name` (pointer, length), moving `handles` into it.

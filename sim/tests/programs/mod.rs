@@ -322,3 +322,323 @@ pub fn check_fanout(output: &BootOutput, count: usize) {
     assert_eq!(children.len(), count);
     assert!(children.iter().all(|exit| exit.2 == "42"), "{}", output.err);
 }
+
+/// The channel syscalls, for the IPC programs.
+const IPC_IMPORTS: &str = r#"
+  (import "k23" "channel" (func $channel (param i32) (result i32)))
+  (import "k23" "send" (func $send (param i32 i32 i32) (result i32)))
+  (import "k23" "recv" (func $recv (param i32 i32 i32) (result i32)))
+  (import "k23" "close" (func $close (param i32) (result i32)))
+  (import "k23" "spawn_handles" (func $spawn_handles (param i32 i32 i32 i32) (result i32)))
+"#;
+
+/// The length of message `i` of the stream: 64 KiB, empty, or up to 4000 bytes.
+const MESSAGE_LEN: &str = r#"
+  (func $len (param $i i32) (result i32)
+    (if (result i32) (i32.eq (i32.rem_u (local.get $i) (i32.const 10)) (i32.const 0))
+      (then (i32.const 65536))
+      (else (if (result i32) (i32.eq (i32.rem_u (local.get $i) (i32.const 10)) (i32.const 1))
+        (then (i32.const 0))
+        (else (i32.add (i32.rem_u (i32.mul (local.get $i) (i32.const 1237)) (i32.const 4000))
+                       (i32.const 1)))))))
+"#;
+
+/// Receives `count` messages from `producer` over a channel it spawned it with, checking
+/// every length and byte, until the channel reports closed. Exits 0 when all arrived in
+/// order; 20 when the moved send handle still worked, 21-24 for a lost, reordered or
+/// damaged message.
+pub fn consumer(count: u32) -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 2)
+  (data (i32.const 0) "producer")
+  {MESSAGE_LEN}
+  (func (export "_start") (local $i i32) (local $n i32) (local $j i32)
+    (if (i32.ne (call $channel (i32.const 0x100)) (i32.const 0)) (then (call $exit (i32.const 19))))
+    (if (i32.lt_s (call $spawn (i32.const 0) (i32.const 8) (i32.load (i32.const 0x100))) (i32.const 1))
+      (then (call $exit (i32.const 18))))
+    ;; The send handle moved to the producer: it is not ours any more.
+    (if (i32.ne (call $send (i32.load (i32.const 0x100)) (i32.const 0) (i32.const 1)) (i32.const -1))
+      (then (call $exit (i32.const 20))))
+    (block $closed
+      (loop $next
+        (local.set $n (call $recv (i32.load (i32.const 0x104)) (i32.const 0x10000) (i32.const 65536)))
+        (br_if $closed (i32.eq (local.get $n) (i32.const -3)))
+        (if (i32.lt_s (local.get $n) (i32.const 0)) (then (call $exit (i32.const 21))))
+        (if (i32.ne (local.get $n) (call $len (local.get $i))) (then (call $exit (i32.const 22))))
+        (local.set $j (i32.const 0))
+        (block $checked
+          (loop $byte
+            (br_if $checked (i32.ge_u (local.get $j) (local.get $n)))
+            (if (i32.ne (i32.load8_u (i32.add (i32.const 0x10000) (local.get $j)))
+                        (i32.and (i32.add (i32.mul (local.get $i) (i32.const 7)) (local.get $j)) (i32.const 255)))
+              (then (call $exit (i32.const 23))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $byte)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (if (i32.ne (local.get $i) (i32.const {count})) (then (call $exit (i32.const 24))))))"#
+    )
+}
+
+/// Sends `count` messages of varying lengths on handle 0, then exits at once: the last
+/// ones are still queued when it is gone.
+pub fn producer(count: u32) -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 2)
+  {MESSAGE_LEN}
+  (func (export "_start") (local $i i32) (local $n i32) (local $j i32)
+    (loop $next
+      (local.set $n (call $len (local.get $i)))
+      (local.set $j (i32.const 0))
+      (block $filled
+        (loop $byte
+          (br_if $filled (i32.ge_u (local.get $j) (local.get $n)))
+          (i32.store8 (i32.add (i32.const 0x10000) (local.get $j))
+            (i32.add (i32.mul (local.get $i) (i32.const 7)) (local.get $j)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $byte)))
+      (if (i32.ne (call $send (i32.const 0) (i32.const 0x10000) (local.get $n)) (i32.const 0))
+        (then (call $exit (i32.const 30))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (i32.const {count}))))))"#
+    )
+}
+
+/// A 100-byte message and a 10-byte buffer: `recv` says -6 and keeps it for the next one.
+/// Exits with the number of the first failed check, 0 when all passed.
+pub fn small_buffer() -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 1)
+  (func $check (param $got i32) (param $want i32) (param $code i32)
+    (if (i32.ne (local.get $got) (local.get $want)) (then (call $exit (local.get $code)))))
+  (func (export "_start")
+    (call $check (call $channel (i32.const 0x100)) (i32.const 0) (i32.const 1))
+    (i32.store8 (i32.const 0x263) (i32.const 77))
+    (call $check (call $send (i32.load (i32.const 0x100)) (i32.const 0x200) (i32.const 100)) (i32.const 0) (i32.const 2))
+    (call $check (call $recv (i32.load (i32.const 0x104)) (i32.const 0x1000) (i32.const 10)) (i32.const -6) (i32.const 3))
+    (call $check (call $recv (i32.load (i32.const 0x104)) (i32.const 0x1000) (i32.const 99)) (i32.const -6) (i32.const 4))
+    (call $check (call $recv (i32.load (i32.const 0x104)) (i32.const 0x1000) (i32.const 100)) (i32.const 100) (i32.const 5))
+    (call $check (i32.load8_u (i32.const 0x1063)) (i32.const 77) (i32.const 6))))"#
+    )
+}
+
+/// Every channel syscall misused, one check a line: a bad handle, a handle of the wrong
+/// kind, a bad pointer, a bad or too large length, a closed channel. Exits with the number
+/// of the first failed check, 0 when all passed.
+pub fn channel_misuse() -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "worker")
+  (func $check (param $got i32) (param $want i32) (param $code i32)
+    (if (i32.ne (local.get $got) (local.get $want)) (then (call $exit (local.get $code)))))
+  (func (export "_start") (local $s i32) (local $r i32)
+    (call $check (call $channel (i32.const 0x100)) (i32.const 0) (i32.const 1))
+    (local.set $s (i32.load (i32.const 0x100)))
+    (local.set $r (i32.load (i32.const 0x104)))
+    ;; Handles nobody gave us.
+    (call $check (call $send (i32.const 42) (i32.const 0) (i32.const 1)) (i32.const -1) (i32.const 2))
+    (call $check (call $recv (i32.const 42) (i32.const 0) (i32.const 1)) (i32.const -1) (i32.const 3))
+    (call $check (call $close (i32.const 42)) (i32.const -1) (i32.const 4))
+    (call $check (call $send (i32.const -7) (i32.const 0) (i32.const 1)) (i32.const -1) (i32.const 5))
+    ;; The wrong kind of end.
+    (call $check (call $send (local.get $r) (i32.const 0) (i32.const 1)) (i32.const -1) (i32.const 6))
+    (call $check (call $recv (local.get $s) (i32.const 0) (i32.const 1)) (i32.const -1) (i32.const 7))
+    ;; Pointers and lengths outside memory, and too long a message.
+    (call $check (call $send (local.get $s) (i32.const 65530) (i32.const 100)) (i32.const -2) (i32.const 8))
+    (call $check (call $send (local.get $s) (i32.const 0) (i32.const -1)) (i32.const -2) (i32.const 9))
+    (call $check (call $send (local.get $s) (i32.const 0) (i32.const 65537)) (i32.const -6) (i32.const 10))
+    (call $check (call $recv (local.get $r) (i32.const 65530) (i32.const 100)) (i32.const -2) (i32.const 11))
+    (call $check (call $recv (local.get $r) (i32.const 0) (i32.const -1)) (i32.const -2) (i32.const 12))
+    (call $check (call $channel (i32.const 65535)) (i32.const -2) (i32.const 13))
+    (call $check (call $spawn (i32.const 0) (i32.const 6) (i32.const 42)) (i32.const -1) (i32.const 14))
+    (call $check (call $spawn_handles (i32.const 0) (i32.const 6) (i32.const 65534) (i32.const 1)) (i32.const -2) (i32.const 15))
+    (i32.store (i32.const 0x200) (local.get $s))
+    (i32.store (i32.const 0x204) (local.get $s))
+    (call $check (call $spawn_handles (i32.const 0) (i32.const 6) (i32.const 0x200) (i32.const 2)) (i32.const -1) (i32.const 16))
+    ;; A failed spawn leaves the handle with us.
+    (call $check (call $spawn (i32.const 0) (i32.const 5) (local.get $s)) (i32.const -4) (i32.const 17))
+    (call $check (call $send (local.get $s) (i32.const 0) (i32.const 1)) (i32.const 0) (i32.const 18))
+    ;; Closed: the queued message is still delivered, then -3.
+    (call $check (call $close (local.get $s)) (i32.const 0) (i32.const 19))
+    (call $check (call $close (local.get $s)) (i32.const -1) (i32.const 20))
+    (call $check (call $recv (local.get $r) (i32.const 0) (i32.const 10)) (i32.const 1) (i32.const 21))
+    (call $check (call $recv (local.get $r) (i32.const 0) (i32.const 10)) (i32.const -3) (i32.const 22))
+    (call $check (call $channel (i32.const 0x100)) (i32.const 0) (i32.const 23))
+    (call $check (call $close (i32.load (i32.const 0x104))) (i32.const 0) (i32.const 24))
+    (call $check (call $send (i32.load (i32.const 0x100)) (i32.const 0) (i32.const 1)) (i32.const -3) (i32.const 25))))"#
+    )
+}
+
+/// Opens channels until one fails: exits 0 when exactly `expected` succeeded and the next
+/// said -5.
+pub fn handle_hog(expected: u32) -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 1)
+  (func (export "_start") (local $opened i32) (local $r i32)
+    (block $full
+      (loop $next
+        (local.set $r (call $channel (i32.const 0x100)))
+        (br_if $full (i32.ne (local.get $r) (i32.const 0)))
+        (local.set $opened (i32.add (local.get $opened) (i32.const 1)))
+        (br $next)))
+    (if (i32.ne (local.get $r) (i32.const -5)) (then (call $exit (i32.const 1))))
+    (if (i32.ne (local.get $opened) (i32.const {expected})) (then (call $exit (i32.const 2))))))"#
+    )
+}
+
+/// Spawns `idle` until a spawn fails: exits 0 when exactly `expected` succeeded and the
+/// next said -5.
+pub fn process_hog(expected: u32) -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "idle")
+  (func (export "_start") (local $started i32) (local $r i32)
+    (block $full
+      (loop $next
+        (local.set $r (call $spawn (i32.const 0) (i32.const 4) (i32.const -1)))
+        (br_if $full (i32.lt_s (local.get $r) (i32.const 0)))
+        (local.set $started (i32.add (local.get $started) (i32.const 1)))
+        (br $next)))
+    (if (i32.ne (local.get $r) (i32.const -5)) (then (call $exit (i32.const 1))))
+    (if (i32.ne (local.get $started) (i32.const {expected})) (then (call $exit (i32.const 2))))))"#
+    )
+}
+
+/// Sleeps 100 ms.
+pub fn idle() -> String {
+    format!(r#"(module {IMPORTS} (func (export "_start") (call $sleep (i64.const 100000000))))"#)
+}
+
+/// Grows its one-page memory to `pages` pages, then once more: exits 0 when the first
+/// growth worked and the second returned -1.
+pub fn memory_hog(pages: u32) -> String {
+    let grow = pages - 1;
+    format!(
+        r#"(module {IMPORTS}
+  (memory 1)
+  (func (export "_start")
+    (if (i32.ne (memory.grow (i32.const {grow})) (i32.const 1)) (then (call $exit (i32.const 1))))
+    (if (i32.ne (memory.grow (i32.const 1)) (i32.const -1)) (then (call $exit (i32.const 2))))))"#
+    )
+}
+
+/// Spawns `count` `exiter`s, keeps their pids and exits 0 when all are distinct (9 when
+/// not, 1 when a spawn failed).
+pub fn many_spawns(count: u32) -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "exiter")
+  (func (export "_start") (local $i i32) (local $j i32) (local $pid i32)
+    (loop $spawn
+      (local.set $pid (call $spawn (i32.const 0) (i32.const 6) (i32.const -1)))
+      (if (i32.lt_s (local.get $pid) (i32.const 1)) (then (call $exit (i32.const 1))))
+      (i32.store (i32.add (i32.const 0x1000) (i32.shl (local.get $i) (i32.const 2))) (local.get $pid))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $spawn (i32.lt_u (local.get $i) (i32.const {count}))))
+    (local.set $i (i32.const 0))
+    (loop $outer
+      (local.set $j (i32.add (local.get $i) (i32.const 1)))
+      (block $inner_done
+        (loop $inner
+          (br_if $inner_done (i32.ge_u (local.get $j) (i32.const {count})))
+          (if (i32.eq (i32.load (i32.add (i32.const 0x1000) (i32.shl (local.get $i) (i32.const 2))))
+                      (i32.load (i32.add (i32.const 0x1000) (i32.shl (local.get $j) (i32.const 2)))))
+            (then (call $exit (i32.const 9))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $inner)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $outer (i32.lt_u (local.get $i) (i32.const {count}))))))"#
+    )
+}
+
+/// Exits with its pid modulo 256.
+pub fn exiter() -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (func (export "_start") (call $exit (i32.and (call $getpid) (i32.const 255)))))"#
+    )
+}
+
+/// Checks the exit lines of [`many_spawns`]: `count` exiters, each with its pid modulo
+/// 256 as its status.
+pub fn check_many_spawns(output: &BootOutput, count: usize) {
+    assert_eq!(output.status, Some(0), "{}", output.err);
+    assert_eq!(output.status_of("spawner"), "0", "{}", output.err);
+    let exiters: Vec<_> = output
+        .exits
+        .iter()
+        .filter(|exit| exit.1 == "exiter")
+        .collect();
+    assert_eq!(exiters.len(), count, "{}", output.err);
+    for (pid, _, status) in exiters {
+        assert_eq!(*status, (pid % 256).to_string(), "{}", output.err);
+    }
+}
+
+/// Spawns the next `trapper` and traps, until pid `last`; the processes whose pid is a
+/// multiple of 1000 print it and sleep 200 ms first (so that a test can measure the
+/// simulator meanwhile).
+pub fn trap_chain(last: u32) -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "trapper")
+  (func $digits (param $n i32) (result i32)
+    ;; Writes $n in decimal and a newline at 0x100; returns the length.
+    (local $len i32) (local $m i32)
+    (local.set $m (local.get $n))
+    (loop $count
+      (local.set $len (i32.add (local.get $len) (i32.const 1)))
+      (local.set $m (i32.div_u (local.get $m) (i32.const 10)))
+      (br_if $count (i32.ne (local.get $m) (i32.const 0))))
+    (i32.store8 (i32.add (i32.const 0x100) (local.get $len)) (i32.const 10))
+    (local.set $m (local.get $len))
+    (loop $write
+      (local.set $m (i32.sub (local.get $m) (i32.const 1)))
+      (i32.store8 (i32.add (i32.const 0x100) (local.get $m))
+        (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+      (br_if $write (i32.ne (local.get $m) (i32.const 0))))
+    (i32.add (local.get $len) (i32.const 1)))
+  (func (export "_start") (local $pid i32)
+    (local.set $pid (call $getpid))
+    (if (i32.eqz (i32.rem_u (local.get $pid) (i32.const 1000)))
+      (then
+        (drop (call $print (i32.const 0x100) (call $digits (local.get $pid))))
+        (call $sleep (i64.const 200000000))))
+    (if (i32.lt_u (local.get $pid) (i32.const {last}))
+      (then (drop (call $spawn (i32.const 0) (i32.const 7) (i32.const -1)))))
+    unreachable))"#
+    )
+}
+
+/// Checks the demo system's output: the echo replies, each program's line, and every
+/// process's end.
+pub fn check_demo(output: &BootOutput) {
+    assert_eq!(output.status, Some(0), "{output:#?}");
+    for line in [
+        "init: echo replied HELLO 1",
+        "init: echo replied HELLO 3",
+        "echo: the channel is closed, exiting",
+        "ticker: tick 5",
+        "spinner: looping forever",
+        "faulty: dividing by zero",
+    ] {
+        assert!(
+            output.out.iter().any(|out| out == line),
+            "{line}: {output:#?}"
+        );
+    }
+    assert_eq!(output.status_of("init"), "0");
+    assert_eq!(output.status_of("echo"), "0");
+    assert_eq!(output.status_of("ticker"), "0");
+    assert_eq!(output.status_of("faulty"), "trap: integer divide by zero");
+    assert_eq!(output.status_of("spinner"), "trap: interrupted");
+}

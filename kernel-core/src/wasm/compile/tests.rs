@@ -618,4 +618,3 @@ fn deep_nesting_and_many_locals() {
     );
     compile_both(&wat);
 }
-
