@@ -322,6 +322,11 @@ impl VirtualMemory for Platform {
         PAGE_SIZE
     }
 
+    /// The free frames: what the heap can grow into and demand paging can back.
+    fn available_memory(&self) -> Option<usize> {
+        Some(memory::frame_counts().0.saturating_mul(PAGE_SIZE))
+    }
+
     fn reserve(&self, len: usize) -> Result<NonNull<u8>, MemoryError> {
         memory::reserve(len)
     }

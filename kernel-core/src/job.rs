@@ -33,8 +33,8 @@ pub enum JobStatus {
     Usage = 2,
     /// The module is malformed or invalid.
     InvalidModule = 3,
-    /// The module is valid but uses something the kernel does not support, or its
-    /// VMContext would be too large.
+    /// The module is valid but uses something the kernel does not support, its VMContext
+    /// would be too large, or it passes a compile limit.
     UnsupportedModule = 4,
     /// The module's imports cannot be satisfied.
     Unlinkable = 6,
@@ -75,7 +75,7 @@ impl JobStatus {
     pub fn for_module_error(error: &ModuleError) -> Self {
         match error.kind {
             ModuleErrorKind::Invalid => Self::InvalidModule,
-            ModuleErrorKind::Unsupported => Self::UnsupportedModule,
+            ModuleErrorKind::Unsupported | ModuleErrorKind::Limit => Self::UnsupportedModule,
         }
     }
 }

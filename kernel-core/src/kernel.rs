@@ -16,8 +16,17 @@ use crate::wasm::runtime::{Engine, Module};
 pub struct BootProgram<H: KernelHal> {
     /// The name `spawn` knows it by.
     pub name: String,
-    /// The compiled module, or the load error's message.
-    pub module: Result<Module<'static, H>, String>,
+    /// The compiled module, or why it did not load.
+    pub module: Result<Module<'static, H>, LoadFailure>,
+}
+
+/// Why a boot program did not load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The load error, in words.
+    pub message: String,
+    /// Whether it passed a compile limit (then `spawn` answers -5, the limit error).
+    pub over_limit: bool,
 }
 
 /// Why `spawn` of a boot program failed.
@@ -27,6 +36,8 @@ pub enum ProgramSpawnError {
     NoSuchProgram,
     /// The program failed to load at boot (its error was printed then).
     LoadFailed,
+    /// The program passed a compile limit at boot.
+    OverLimit,
     /// Memory for the process ran out, or the process limit is reached.
     OutOfMemory,
 }
@@ -110,8 +121,12 @@ impl<H: KernelHal> Kernel<H> {
         let Some(program) = self.programs.iter().find(|program| program.name == name) else {
             return Err((ProgramSpawnError::NoSuchProgram, handles));
         };
-        let Ok(module) = program.module.as_ref() else {
-            return Err((ProgramSpawnError::LoadFailed, handles));
+        let module = match &program.module {
+            Ok(module) => module,
+            Err(failure) if failure.over_limit => {
+                return Err((ProgramSpawnError::OverLimit, handles));
+            }
+            Err(_) => return Err((ProgramSpawnError::LoadFailed, handles)),
         };
         if self.sched.live() >= self.options.max_processes as usize {
             return Err((ProgramSpawnError::OutOfMemory, handles));

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 use std::{fs, io, thread};
@@ -32,6 +32,9 @@ use kernel_core::job::JobStatus;
 use crate::boot::KernelArgs;
 use crate::exit::Status;
 use crate::wast::SpecVersion;
+
+/// The machine's memory in MiB for every QEMU this invocation starts (`--ram`).
+static RAM_MIB: AtomicU32 = AtomicU32::new(2048);
 
 /// The QEMU binary.
 const QEMU: &str = "qemu-system-riscv64";
@@ -49,6 +52,10 @@ pub struct QemuArgs {
     /// Stop a QEMU instance that has not powered off after this many seconds.
     #[arg(long, global = true, value_name = "SECS", default_value_t = 600)]
     timeout: u64,
+    /// The machine's memory in MiB (QEMU's `-m`).
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(64..=65536))]
+    ram: u32,
     /// What the kernel does.
     #[command(subcommand)]
     command: QemuCommand,
@@ -99,6 +106,7 @@ pub enum QemuCommand {
 /// Runs `sim qemu`; returns the exit code.
 pub fn run(options: QemuArgs) -> u8 {
     let timeout = Duration::from_secs(options.timeout);
+    RAM_MIB.store(options.ram, Ordering::Relaxed);
     match options.command {
         QemuCommand::Run {
             file,
@@ -465,7 +473,8 @@ fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
             "-cpu",
             "rv64,v=true,vlen=128,vext_spec=v1.0",
         ])
-        .args(["-nographic", "-bios", "default", "-m", "2G"])
+        .args(["-nographic", "-bios", "default", "-m"])
+        .arg(format!("{}M", RAM_MIB.load(Ordering::Relaxed)))
         .arg("-smp")
         .arg(cpus.to_string())
         .arg("-kernel")

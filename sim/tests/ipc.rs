@@ -175,3 +175,34 @@ fn memory_stays_flat_over_ten_thousand_trapping_processes() {
         "RSS grew from {first} to {last} bytes"
     );
 }
+
+#[test]
+fn modules_over_a_compile_limit_are_refused_before_compiling() {
+    let dir = scratch("compile-limits");
+    for (name, wat, message) in programs::over_limit_modules() {
+        let path = write(&dir, name, &wat);
+        let run = sim(&["run", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(4), "{name}: {err}");
+        assert!(
+            err.contains("module over a compile limit") && err.contains(message),
+            "{name}: {err}"
+        );
+    }
+    // A boot program over a limit: reported at boot, and `spawn` says -5.
+    let (_, huge, _) = programs::over_limit_modules().swap_remove(0);
+    let output = boot(
+        1,
+        &[],
+        &[
+            write(&dir, "spawner", &programs::spawn_huge()),
+            write(&dir, "huge", &huge),
+        ],
+    );
+    assert_eq!(output.status_of("spawner"), "0", "{}", output.err);
+    assert!(
+        output
+            .err
+            .contains("error: boot program huge: module over a compile limit")
+    );
+}

@@ -487,3 +487,37 @@ fn channel_errors_and_limits_in_qemu() {
 fn the_demo_system_runs_in_qemu() {
     programs::check_demo(&qemu_boot(2, &[], &[]));
 }
+
+#[test]
+fn compile_limits_and_a_small_machine_in_qemu() {
+    let dir = scratch("compile-limits");
+    for (name, wat, message) in programs::over_limit_modules() {
+        let path = write(&dir, name, &wat);
+        let run = sim_qemu(&["run", path.to_str().unwrap()]);
+        assert_eq!(run.status.code(), Some(4), "{name}: {}", text(&run.stderr));
+        assert!(
+            text(&run.stderr).contains(message),
+            "{name}: {}",
+            text(&run.stderr)
+        );
+    }
+    // A module within the limits but too costly for a 96 MiB machine: refused, the
+    // kernel stays up.
+    let big = write(
+        &dir,
+        "big",
+        &format!(
+            "(module (func (export \"_start\") (local i32) {}))",
+            "(local.set 0 (i32.const 1000000)) ".repeat(1_000_000 / 8)
+        ),
+    );
+    let mut args = vec!["qemu", "--kernel", kernel(), "--ram", "96", "run"];
+    args.push(big.to_str().unwrap());
+    let run = sim(&args);
+    assert_eq!(run.status.code(), Some(4), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("not enough memory to compile"),
+        "{}",
+        text(&run.stderr)
+    );
+}

@@ -22,12 +22,12 @@ use crate::KernelHal;
 use crate::console::ConsoleWriter;
 use crate::hal::{BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryKind};
 use crate::job::{self, ConsoleOutput, JobStatus};
-use crate::kernel::{BootProgram, Kernel, ProgramSpawnError};
+use crate::kernel::{BootProgram, Kernel, LoadFailure, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
 use crate::process::{Process, ProcessExit, ProcessMain};
 use crate::sched;
-use crate::wasm::env::WASM2_FEATURES;
-use crate::wasm::runtime::{Engine, EngineConfig, Module};
+use crate::wasm::env::{ModuleError, ModuleErrorKind, WASM2_FEATURES};
+use crate::wasm::runtime::{Engine, EngineConfig, LoadError, Module};
 
 /// The stack of a job's process (`sim run`, `sim wast`): it compiles modules, which needs
 /// more room than running them.
@@ -120,7 +120,16 @@ fn load_program<H: KernelHal>(
     let module = Module::new(engine, bytes, WASM2_FEATURES).map_err(|error| {
         let message = format!("error: boot program {name}: {error}\n");
         engine.hal().write_error_bytes(message.as_bytes());
-        error.to_string()
+        LoadFailure {
+            message: error.to_string(),
+            over_limit: matches!(
+                &error,
+                LoadError::Module(ModuleError {
+                    kind: ModuleErrorKind::Limit,
+                    ..
+                })
+            ),
+        }
     });
     BootProgram {
         name: String::from(name),
@@ -145,6 +154,7 @@ fn start_init<H: KernelHal>(
         Ok(_) => Ok(()),
         // The load error was printed when the program was compiled.
         Err(ProgramSpawnError::LoadFailed) => Err(JobStatus::InvalidModule),
+        Err(ProgramSpawnError::OverLimit) => Err(JobStatus::UnsupportedModule),
         Err(ProgramSpawnError::NoSuchProgram) => Err(JobStatus::Usage),
         Err(ProgramSpawnError::OutOfMemory) => {
             report_failure(hal, format_args!("no memory for the init process"));

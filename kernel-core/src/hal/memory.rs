@@ -124,6 +124,14 @@ pub trait VirtualMemory {
     /// nothing may use any part of it afterwards.
     unsafe fn release(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError>;
 
+    /// How many bytes of memory are free to back new pages and kernel allocations, when
+    /// the platform knows (the free frames on bare metal); `None` when another system
+    /// manages it (hosted, Linux lends memory as it is touched). kernel-core refuses work
+    /// that would need more than this (compiling a module), instead of failing halfway.
+    fn available_memory(&self) -> Option<usize> {
+        None
+    }
+
     /// Publishes freshly written machine code: makes `[addr, addr + len)` read+execute and
     /// synchronises the instruction caches of every CPU (`fence.i` on RISC-V), so that any
     /// CPU may jump into it afterwards. The pages are never writable and executable at once.

@@ -365,7 +365,9 @@ fn spawn_moving<H: KernelHal>(
             match error {
                 ProgramSpawnError::NoSuchProgram => Errno::NoSuchProgram as i32,
                 ProgramSpawnError::LoadFailed => Errno::InvalidArgument as i32,
-                ProgramSpawnError::OutOfMemory => Errno::OutOfMemory as i32,
+                ProgramSpawnError::OutOfMemory | ProgramSpawnError::OverLimit => {
+                    Errno::OutOfMemory as i32
+                }
             }
         }
     }

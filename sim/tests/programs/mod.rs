@@ -642,3 +642,53 @@ pub fn check_demo(output: &BootOutput) {
     assert_eq!(output.status_of("faulty"), "trap: integer divide by zero");
     assert_eq!(output.status_of("spinner"), "trap: interrupted");
 }
+
+/// Modules just past each compile limit, with the message each must be refused with.
+pub fn over_limit_modules() -> Vec<(&'static str, String, &'static str)> {
+    let blocks = "(block ".repeat(60) + &")".repeat(60);
+    let many_blocks = format!(
+        "(module (func (export \"_start\") {}))",
+        blocks.repeat(65_537 / 60 + 1)
+    );
+    let nested = format!(
+        "(module (func (export \"_start\") {}{}))",
+        "(block ".repeat(1000),
+        ")".repeat(1000)
+    );
+    let stack = format!(
+        "(module (func (export \"_start\") {}{}))",
+        "(i32.const 1) ".repeat(10_001),
+        "(drop) ".repeat(10_001)
+    );
+    let br_table = format!(
+        "(module (func (export \"_start\") (block (br_table {} 0 (i32.const 0)))))",
+        "0 ".repeat(65_537)
+    );
+    let big = format!(
+        "(module (func (export \"_start\") (local i32) {}))",
+        "(local.set 0 (i32.const 1000000)) ".repeat(1_100_000 / 6)
+    );
+    vec![
+        ("blocks", many_blocks, "more than 65536 blocks"),
+        ("nesting", nested, "blocks nested deeper than 1000"),
+        (
+            "stack",
+            stack,
+            "more than 10000 values on the operand stack",
+        ),
+        ("br_table", br_table, "more than 65536 br_table targets"),
+        ("size", big, "past the limit of 1048576"),
+    ]
+}
+
+/// Spawns `huge`, a program over a compile limit: exits 0 when `spawn` says -5.
+pub fn spawn_huge() -> String {
+    format!(
+        r#"(module {IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "huge")
+  (func (export "_start")
+    (if (i32.ne (call $spawn (i32.const 0) (i32.const 4) (i32.const -1)) (i32.const -5))
+      (then (call $exit (i32.const 1))))))"#
+    )
+}

@@ -1,12 +1,14 @@
 //! Module translation and the VMContext layout, shared by the compiler and the runtime.
 
 mod const_expr;
+mod limits;
 mod module;
 mod translate;
 mod types;
 pub mod vmshape;
 
 pub use const_expr::{ConstExpr, ConstOp};
+pub use limits::{CompileLimits, compile_memory_estimate, function_cost};
 pub use module::{
     DataKind, DataSegment, ElementItems, ElementKind, ElementSegment, EntityIndex, Export,
     GlobalType, Import, MemoryType, ModuleInfo, TableType, TagType,

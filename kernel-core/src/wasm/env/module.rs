@@ -205,6 +205,9 @@ pub struct ModuleInfo {
     /// in a constant expression), sorted and without duplicates. Position `i` is
     /// `FuncRefIndex(i)`: the function's `VMFuncRef` slot.
     pub escaped_functions: Vec<FuncIndex>,
+    /// An upper bound of the memory compiling the module takes, in bytes
+    /// ([`super::compile_memory_estimate`]).
+    pub compile_memory: u64,
 }
 
 impl ModuleInfo {

@@ -6,11 +6,13 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use wasmparser::{
-    AbstractHeapType, CompositeInnerType, ExternalKind, HeapType, KnownCustom, Name, Operator,
-    Parser, Payload, TableInit, TypeRef, Validator, WasmFeatures,
+    AbstractHeapType, CompositeInnerType, ExternalKind, FuncValidatorAllocations, HeapType,
+    KnownCustom, Name, Operator, OperatorsReader, Parser, Payload, TableInit, TypeRef,
+    ValidPayload, Validator, WasmFeatures,
 };
 
 use super::const_expr::{ConstExpr, ConstOp};
+use super::limits::{CompileLimits, compile_memory_estimate, function_cost};
 use super::module::{
     DataKind, DataSegment, ElementItems, ElementKind, ElementSegment, EntityIndex, Export,
     GlobalType, Import, MemoryType, ModuleInfo, TableType, TagType,
@@ -25,6 +27,9 @@ pub enum ModuleErrorKind {
     Invalid,
     /// The module is valid but uses something kernel-core does not implement.
     Unsupported,
+    /// The module is valid but a function passes a [`CompileLimits`] limit: it would
+    /// cost too much to compile.
+    Limit,
 }
 
 /// Why a module could not be translated.
@@ -63,6 +68,7 @@ impl fmt::Display for ModuleError {
         match self.kind {
             ModuleErrorKind::Invalid => f.write_str("invalid module: ")?,
             ModuleErrorKind::Unsupported => f.write_str("unsupported module: ")?,
+            ModuleErrorKind::Limit => f.write_str("module over a compile limit: ")?,
         }
         f.write_str(&self.message)?;
         if let Some(offset) = self.offset {
@@ -82,13 +88,124 @@ impl fmt::Display for ModuleError {
 /// input); [`ModuleErrorKind::Unsupported`] for valid modules using types kernel-core does
 /// not describe (GC and typed function references, shared abstract types).
 pub fn translate(bytes: &[u8], features: WasmFeatures) -> Result<ModuleInfo, ModuleError> {
-    Validator::new_with_features(features).validate_all(bytes)?;
-    let mut module = ModuleInfo::default();
+    let largest_function = validate(bytes, features, &CompileLimits::DEFAULT)?;
+    let mut module = ModuleInfo {
+        compile_memory: compile_memory_estimate(bytes.len(), largest_function),
+        ..ModuleInfo::default()
+    };
     for payload in Parser::new(0).parse_all(bytes) {
         translate_payload(&mut module, bytes, payload?)?;
     }
     module.escaped_functions = escaped_functions(&module);
     Ok(module)
+}
+
+/// Validates the whole module (as wasmparser's `validate_all` does) and checks every
+/// function against `limits` on the way: the validator knows the operand and control
+/// stack heights after each operator. Returns the compile memory of the costliest
+/// function ([`function_cost`]).
+fn validate(
+    bytes: &[u8],
+    features: WasmFeatures,
+    limits: &CompileLimits,
+) -> Result<u64, ModuleError> {
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut functions = Vec::new();
+    for payload in parser.parse_all(bytes) {
+        if let ValidPayload::Func(function, body) = validator.payload(&payload?)? {
+            functions.push((function, body));
+        }
+    }
+    let mut allocations = FuncValidatorAllocations::default();
+    let mut largest = 0u64;
+    // The first limit passed; reported once the whole module validated, so that an
+    // invalid module is always called invalid.
+    let mut limit_error: Option<ModuleError> = None;
+    for (function, body) in functions {
+        let mut validator = function.into_validator(allocations);
+        let index = validator.index();
+        let over = |what: &str, offset: u64| ModuleError {
+            kind: ModuleErrorKind::Limit,
+            message: alloc::format!("function {index}: {what}"),
+            offset: Some(offset),
+        };
+        let range = body.range();
+        let size = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
+        if limit_error.is_none() && size > limits.max_function_size {
+            limit_error.get_or_insert(over(
+                &alloc::format!(
+                    "its body is {size} bytes, past the limit of {}",
+                    limits.max_function_size
+                ),
+                range.start,
+            ));
+        }
+        let mut reader = body.get_binary_reader();
+        validator.read_locals(&mut reader)?;
+        if limit_error.is_none() && validator.len_locals() > limits.max_locals {
+            limit_error.get_or_insert(over(
+                &alloc::format!("more than {} locals", limits.max_locals),
+                reader.original_position(),
+            ));
+        }
+        reader.set_features(features);
+        let mut operators = OperatorsReader::new(reader);
+        let mut br_table_targets = 0usize;
+        let mut blocks = 0u32;
+        while !operators.eof() {
+            let (operator, offset) = operators.read_with_offset()?;
+            if matches!(
+                operator,
+                Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. }
+            ) {
+                blocks = blocks.saturating_add(1);
+                if limit_error.is_none() && blocks > limits.max_blocks {
+                    limit_error.get_or_insert(over(
+                        &alloc::format!("more than {} blocks", limits.max_blocks),
+                        offset,
+                    ));
+                }
+            }
+            if let Operator::BrTable { targets } = &operator {
+                br_table_targets = br_table_targets.saturating_add(targets.len() as usize);
+                if limit_error.is_none() && br_table_targets > limits.max_br_table_targets {
+                    limit_error.get_or_insert(over(
+                        &alloc::format!(
+                            "more than {} br_table targets",
+                            limits.max_br_table_targets
+                        ),
+                        offset,
+                    ));
+                }
+            }
+            validator.op(offset, &operator)?;
+            if limit_error.is_none() && validator.control_stack_height() > limits.max_nesting {
+                limit_error.get_or_insert(over(
+                    &alloc::format!("blocks nested deeper than {}", limits.max_nesting),
+                    offset,
+                ));
+            }
+            if limit_error.is_none() && validator.operand_stack_height() > limits.max_operand_stack
+            {
+                limit_error.get_or_insert(over(
+                    &alloc::format!(
+                        "more than {} values on the operand stack",
+                        limits.max_operand_stack
+                    ),
+                    offset,
+                ));
+            }
+        }
+        operators.finish()?;
+        largest = largest.max(function_cost(size, blocks));
+        allocations = validator.into_allocations();
+    }
+    match limit_error {
+        Some(error) => Err(error),
+        None => Ok(largest),
+    }
 }
 
 /// Adds one section's worth of information to `module`.

@@ -75,6 +75,13 @@ pub enum LoadError {
     Compile(CompileError),
     /// Executable memory could not be had.
     Memory(MemoryError),
+    /// Compiling the module would take more memory than the platform has free.
+    NotEnoughMemory {
+        /// The module's compile memory estimate, in bytes.
+        needed: u64,
+        /// The memory free, in bytes.
+        available: u64,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -84,6 +91,12 @@ impl fmt::Display for LoadError {
             Self::Layout(error) => write!(f, "unsupported module: {error}"),
             Self::Compile(error) => write!(f, "unsupported module: {error}"),
             Self::Memory(error) => write!(f, "cannot load code: {error}"),
+            Self::NotEnoughMemory { needed, available } => write!(
+                f,
+                "not enough memory to compile: it may need {} MiB, {} MiB are free",
+                needed.div_ceil(1 << 20),
+                available >> 20
+            ),
         }
     }
 }
@@ -165,6 +178,14 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         features: WasmFeatures,
     ) -> Result<Self, LoadError> {
         let info = translate(wasm, features).map_err(LoadError::Module)?;
+        if let Some(available) = engine.hal.available_memory()
+            && info.compile_memory > available as u64
+        {
+            return Err(LoadError::NotEnoughMemory {
+                needed: info.compile_memory,
+                available: available as u64,
+            });
+        }
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
         let compiled = compile_module(engine.hal.isa(), engine.config.compile, &info, wasm, &shape)
             .map_err(LoadError::Compile)?;
