@@ -149,6 +149,18 @@ impl<'e, H: RuntimeHal> SpecEngine for RuntimeSpecEngine<'e, H> {
         }
     }
 
+    fn release(&mut self, instance: &InstanceId) {
+        // Its functions stay reachable if it imported a table or a global (it may have
+        // stored references to them there), so then it keeps everything.
+        if self.store.imports_tables_or_globals(*instance) {
+            return;
+        }
+        // Safety: the runner no longer names the instance, it was never registered (so no
+        // module imported from it), and it imported no table or global through which its
+        // functions could be reached.
+        unsafe { self.store.release_instance_memories(*instance) };
+    }
+
     fn register(&mut self, name: &str, instance: &InstanceId) -> Result<(), String> {
         self.registered.insert(name.to_string(), *instance);
         Ok(())

@@ -206,3 +206,22 @@ fn modules_over_a_compile_limit_are_refused_before_compiling() {
             .contains("error: boot program huge: module over a compile limit")
     );
 }
+
+#[test]
+fn a_script_of_forty_thousand_modules_with_memories_runs_to_the_end() {
+    // Each memory reserves 8 GiB of address space: without freeing the modules the script
+    // can no longer name, the 16 382nd would fail with `out of memory`.
+    let dir = scratch("many-modules");
+    let mut script = "(module (memory 1))\n".repeat(40_000);
+    script.push_str("(module (memory 1) (func (export \"f\") (result i32) (i32.const 7)))\n");
+    script.push_str("(assert_return (invoke \"f\") (i32.const 7))\n");
+    let path = dir.join("many.wast");
+    std::fs::write(&path, script).unwrap();
+    let output = sim(&["wast", path.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "40002 passed, 0 failed\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

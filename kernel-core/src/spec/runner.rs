@@ -103,6 +103,13 @@ pub trait SpecEngine {
     /// A message when the engine cannot register the instance.
     fn register(&mut self, name: &str, instance: &Self::Instance) -> Result<(), String>;
 
+    /// The script can no longer name `instance` (it was anonymous, never registered, and
+    /// another module replaced it as the current one): the engine may free what only it
+    /// uses. The default keeps everything.
+    fn release(&mut self, instance: &Self::Instance) {
+        let _ = instance;
+    }
+
     /// Calls the exported function `field` of `instance`.
     ///
     /// # Errors
@@ -200,6 +207,7 @@ pub fn run<E: SpecEngine>(engine: &mut E, commands: &[Command]) -> Summary {
     let mut runner = Runner {
         engine,
         current: None,
+        current_pinned: false,
         instances: BTreeMap::new(),
         definitions: BTreeMap::new(),
         last_definition: None,
@@ -225,6 +233,9 @@ struct Runner<'e, 'c, E: SpecEngine> {
     engine: &'e mut E,
     /// The most recent module, `None` before the first or after one that failed.
     current: Option<E::Instance>,
+    /// Whether the current module can still be named once it is replaced (it has a name,
+    /// or was registered); if not, replacing it releases it.
+    current_pinned: bool,
     instances: BTreeMap<&'c str, E::Instance>,
     definitions: BTreeMap<&'c str, &'c [u8]>,
     /// The most recent definition, `None` before the first or after one that failed.
@@ -283,6 +294,10 @@ impl<'c, E: SpecEngine> Runner<'_, 'c, E> {
             }
             CommandKind::Register { as_name, module } => {
                 let instance = self.instance(module.as_deref())?.clone();
+                if module.is_none() {
+                    // Other modules may import from it from now on.
+                    self.current_pinned = true;
+                }
                 self.engine.register(as_name, &instance)
             }
             CommandKind::Action(action) => self
@@ -358,7 +373,13 @@ impl<'c, E: SpecEngine> Runner<'_, 'c, E> {
                 None => self.instances.remove(name),
             };
         }
-        self.current = instance;
+        let previous = core::mem::replace(&mut self.current, instance);
+        if let Some(previous) = previous
+            && !self.current_pinned
+        {
+            self.engine.release(&previous);
+        }
+        self.current_pinned = name.is_some();
     }
 
     /// The instance a command names, or the current one.

@@ -21,6 +21,8 @@ pub struct LinearMemory {
     declared_maximum: Option<u64>,
     /// The definition generated code reads; updated on every growth.
     definition: Option<NonNull<VMMemoryDefinition>>,
+    /// Whether the reservation was given back ([`LinearMemory::release`]).
+    released: bool,
 }
 
 impl LinearMemory {
@@ -39,6 +41,7 @@ impl LinearMemory {
             maximum,
             declared_maximum: ty.maximum,
             definition: None,
+            released: false,
         };
         if memory.grow(hal, ty.minimum).is_none() {
             // Safety: `base` is the reservation made above and nothing uses it.
@@ -117,11 +120,17 @@ impl LinearMemory {
         Some(old)
     }
 
-    /// Releases the memory's reservation.
+    /// Releases the memory's reservation; it has no pages afterwards. Releasing twice does
+    /// nothing the second time.
     ///
     /// # Safety
     /// Nothing may use the memory afterwards (no instance, no generated code).
     pub unsafe fn release<H: VirtualMemory>(&mut self, hal: &H) {
+        if core::mem::replace(&mut self.released, true) {
+            return;
+        }
+        self.pages = 0;
+        self.maximum = 0;
         if let Ok(len) = usize::try_from(MEMORY_RESERVATION) {
             // Safety: the caller guarantees nothing uses the reservation any more.
             let _ = unsafe { hal.release(self.base, len) };

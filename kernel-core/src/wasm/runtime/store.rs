@@ -412,6 +412,43 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
         self.inner.epoch_handler = Some(handler);
     }
 
+    /// Whether `instance`'s module imports a table or a global.
+    #[must_use]
+    pub fn imports_tables_or_globals(&self, instance: InstanceId) -> bool {
+        use crate::wasm::env::EntityIndex;
+        self.inner.instances.get(instance.0).is_some_and(|state| {
+            state.module.info.imports.iter().any(|import| {
+                matches!(
+                    import.entity,
+                    EntityIndex::Table(_) | EntityIndex::Global(_)
+                )
+            })
+        })
+    }
+
+    /// Gives back the linear memories `instance` defined (their address space and pages),
+    /// for an instance nothing can reach any more: the spec-script runner's anonymous
+    /// modules once the next module replaces them (a script of 40 000 modules would
+    /// otherwise run out of address space at 8 GiB a memory).
+    ///
+    /// # Safety
+    /// Nothing may use `instance` or its memories again: no export of it is held, no other
+    /// instance imported any of its memories, and none of its functions is reachable
+    /// (through a table or global it imported, for instance).
+    pub unsafe fn release_instance_memories(&mut self, instance: InstanceId) {
+        let Some(state) = self.inner.instances.get(instance.0) else {
+            return;
+        };
+        let owner = state.vmctx();
+        let hal = self.inner.engine.hal();
+        for entry in &mut self.inner.memories {
+            if entry.owner == owner {
+                // Safety: the caller guarantees nothing uses the instance's memories.
+                unsafe { entry.memory.release(hal) };
+            }
+        }
+    }
+
     /// Calls `func` with `args`.
     ///
     /// # Errors
