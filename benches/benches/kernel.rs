@@ -1,5 +1,6 @@
 //! The kernel's costs: a process switch (two processes yielding to each other), a syscall
-//! round trip (`getpid`), and what the epoch checks (the preemption points compiled into
+//! round trip (`getpid`), an IPC round trip (one message each way over two channels, 64
+//! bytes and 16 KiB), a spawn to exit of a small program, and what the epoch checks (the preemption points compiled into
 //! every function entry and loop header) cost on loop-heavy code, against the same code
 //! compiled without them, in one run.
 //!
@@ -25,7 +26,10 @@ use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store, Va
 /// Boots the hosted kernel on one CPU with `job` and returns how long the boot took.
 fn boot(job: Job) -> Duration {
     let image = BootImage {
-        options: KernelOptions::default(),
+        options: KernelOptions {
+            quiet: true,
+            ..KernelOptions::default()
+        },
         job,
     };
     let hal = HostedHal::new(HostedConfig {
@@ -107,6 +111,103 @@ fn syscall_round_trip(c: &mut Criterion) {
     });
 }
 
+/// `ping`: sends `iters` messages of `size` bytes to `pong` and waits for each back.
+fn ping(iters: u64, size: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+          (import "k23" "channel" (func $channel (param i32) (result i32)))
+          (import "k23" "send" (func $send (param i32 i32 i32) (result i32)))
+          (import "k23" "recv" (func $recv (param i32 i32 i32) (result i32)))
+          (import "k23" "spawn_handles" (func $spawn (param i32 i32 i32 i32) (result i32)))
+          (memory 1)
+          (data (i32.const 0) "pong")
+          (func (export "_start") (local $i i64)
+            (drop (call $channel (i32.const 0x100)))
+            (drop (call $channel (i32.const 0x108)))
+            (i32.store (i32.const 0x110) (i32.load (i32.const 0x104)))
+            (i32.store (i32.const 0x114) (i32.load (i32.const 0x108)))
+            (drop (call $spawn (i32.const 0) (i32.const 4) (i32.const 0x110) (i32.const 2)))
+            (loop $l
+              (drop (call $send (i32.load (i32.const 0x100)) (i32.const 0x1000) (i32.const {size})))
+              (drop (call $recv (i32.load (i32.const 0x10c)) (i32.const 0x1000) (i32.const 0x8000)))
+              (local.set $i (i64.add (local.get $i) (i64.const 1)))
+              (br_if $l (i64.lt_u (local.get $i) (i64.const {iters}))))))"#
+    ))
+    .expect("ping parses")
+}
+
+/// `pong`: sends every message it receives on handle 0 back on handle 1, until closed.
+const PONG: &str = r#"(module
+  (import "k23" "send" (func $send (param i32 i32 i32) (result i32)))
+  (import "k23" "recv" (func $recv (param i32 i32 i32) (result i32)))
+  (memory 1)
+  (func (export "_start") (local $n i32)
+    (loop $l
+      (local.set $n (call $recv (i32.const 0) (i32.const 0x1000) (i32.const 0x8000)))
+      (if (i32.ge_s (local.get $n) (i32.const 0))
+        (then
+          (drop (call $send (i32.const 1) (i32.const 0x1000) (local.get $n)))
+          (br $l))))))"#;
+
+fn ipc_round_trip(c: &mut Criterion) {
+    for size in [64, 16 * 1024] {
+        c.bench_function(&format!("IPC round trip ({size} bytes each way)"), |b| {
+            b.iter_custom(|iters| {
+                let programs = vec![
+                    Program {
+                        name: "ping".into(),
+                        module: ping(iters, size),
+                    },
+                    Program {
+                        name: "pong".into(),
+                        module: wat::parse_str(PONG).expect("pong parses"),
+                    },
+                ];
+                boot(Job::Boot(BootRequest { programs }))
+            });
+        });
+    }
+}
+
+fn spawn_to_exit(c: &mut Criterion) {
+    c.bench_function("spawn to exit of a small program", |b| {
+        b.iter_custom(|iters| {
+            // The parent learns that the child ended when the child's send end, dropped
+            // with the child, closes the channel.
+            let parent = wat::parse_str(format!(
+                r#"(module
+                  (import "k23" "channel" (func $channel (param i32) (result i32)))
+                  (import "k23" "recv" (func $recv (param i32 i32 i32) (result i32)))
+                  (import "k23" "spawn" (func $spawn (param i32 i32 i32) (result i32)))
+                  (import "k23" "close" (func $close (param i32) (result i32)))
+                  (memory 1)
+                  (data (i32.const 0) "child")
+                  (func (export "_start") (local $i i64)
+                    (loop $l
+                      (drop (call $channel (i32.const 0x100)))
+                      (drop (call $spawn (i32.const 0) (i32.const 5) (i32.load (i32.const 0x100))))
+                      (drop (call $recv (i32.load (i32.const 0x104)) (i32.const 0) (i32.const 0)))
+                      (drop (call $close (i32.load (i32.const 0x104))))
+                      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                      (br_if $l (i64.lt_u (local.get $i) (i64.const {iters}))))))"#
+            ))
+            .expect("the parent parses");
+            let programs = vec![
+                Program {
+                    name: "parent".into(),
+                    module: parent,
+                },
+                Program {
+                    name: "child".into(),
+                    module: wat::parse_str(r#"(module (func (export "_start")))"#)
+                        .expect("the child parses"),
+                },
+            ];
+            boot(Job::Boot(BootRequest { programs }))
+        });
+    });
+}
+
 /// Loop-heavy code: a counting loop, a memory loop, and calls (function entries).
 const LOOPS: &str = r#"
 (module
@@ -175,5 +276,12 @@ fn epoch_checks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epoch_checks, process_switch, syscall_round_trip);
+criterion_group!(
+    benches,
+    epoch_checks,
+    process_switch,
+    syscall_round_trip,
+    ipc_round_trip,
+    spawn_to_exit
+);
 criterion_main!(benches);

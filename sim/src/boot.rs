@@ -46,6 +46,7 @@ impl KernelArgs {
                 .map_or(defaults.memory_limit, |mib| u64::from(mib) << 20),
             max_processes: self.max_processes.unwrap_or(defaults.max_processes),
             max_handles: self.max_handles.unwrap_or(defaults.max_handles),
+            quiet: false,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! ```text
 //! image   := MAGIC version:u8 options kind:u8 body
 //! options := cpu_limit_ns:option<u64> memory_limit:u64 max_processes:u32 max_handles:u32
+//!            quiet:u8
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
 //! boot    := programs:vec<name:str module:bytes>                        (kind 3)
@@ -74,6 +75,9 @@ pub struct KernelOptions {
     pub max_processes: u32,
     /// Handles each process may hold: `channel` past it returns -5.
     pub max_handles: u32,
+    /// No exit lines: `sim boot` prints one per process unless this is set (benchmarks
+    /// that start millions of processes set it).
+    pub quiet: bool,
 }
 
 impl KernelOptions {
@@ -92,6 +96,7 @@ impl Default for KernelOptions {
             memory_limit: Self::DEFAULT_MEMORY_LIMIT,
             max_processes: Self::DEFAULT_MAX_PROCESSES,
             max_handles: Self::DEFAULT_MAX_HANDLES,
+            quiet: false,
         }
     }
 }
@@ -194,6 +199,7 @@ impl BootImage {
         out.u64(self.options.memory_limit);
         out.u64(u64::from(self.options.max_processes));
         out.u64(u64::from(self.options.max_handles));
+        out.byte(u8::from(self.options.quiet));
         match &self.job {
             Job::Run(run) => {
                 out.byte(KIND_RUN);
@@ -239,6 +245,11 @@ impl BootImage {
             memory_limit: input.u64()?,
             max_processes: input.u32()?,
             max_handles: input.u32()?,
+            quiet: match input.byte("the quiet flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(input.error_at(input.offset - 1, "a quiet flag 0 or 1")),
+            },
         };
         let kind_offset = input.offset;
         let job = match input.byte("the bundle kind")? {
@@ -1021,6 +1032,7 @@ mod tests {
                 memory_limit: 1 << 20,
                 max_processes: 7,
                 max_handles: 300,
+                quiet: true,
             },
             job: Job::Run(RunRequest {
                 path: "fac.wat".to_string(),
@@ -1107,8 +1119,8 @@ mod tests {
         bytes[MAGIC.len()] = FORMAT_VERSION;
         // The run bundle has a CPU limit: option tag 1 and its LEB128 bytes come first.
         // Then the memory limit (3 bytes of LEB128), the process and handle limits (1 and
-        // 2 bytes).
-        let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2;
+        // 2 bytes), the quiet flag.
+        let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2 + 1;
         assert_eq!(bytes[kind], KIND_RUN);
         bytes[kind] = 9;
         assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, kind);
@@ -1118,7 +1130,7 @@ mod tests {
     fn counts_larger_than_the_input_are_refused() {
         // A Run bundle whose path claims 2^32 - 1 bytes.
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&[FORMAT_VERSION, 0, 1, 1, 1, KIND_RUN]);
+        bytes.extend_from_slice(&[FORMAT_VERSION, 0, 1, 1, 1, 0, KIND_RUN]);
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         let error = BootImage::decode(&bytes).unwrap_err();
         assert_eq!(error.expected, "a count that fits the bytes left");

@@ -72,7 +72,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
         engine,
         programs,
         image.options,
-        is_boot,
+        is_boot && !image.options.quiet,
     )));
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
