@@ -205,3 +205,64 @@ fn arguments_parse_as_sim_run_parses_them() {
     assert_eq!(format_value(&Val::F64(f64::NAN.to_bits())), "NaN");
     assert_eq!(format_value(&Val::I64(i64::MIN)), "-9223372036854775808");
 }
+
+#[test]
+fn register_rebinds_the_builtin_spectest_module() {
+    let replacement =
+        wat::parse_str(r#"(module (global (export "global_i32") i32 (i32.const 42)))"#).unwrap();
+    let importer = wat::parse_str(
+        r#"(module
+            (import "spectest" "global_i32" (global $g i32))
+            (func (export "get") (result i32) (global.get $g)))"#,
+    )
+    .unwrap();
+    let get = Action::Invoke {
+        module: None,
+        field: "get".into(),
+        args: Vec::new(),
+    };
+    let commands = vec![
+        Command {
+            line: 1,
+            kind: CommandKind::Module {
+                name: Some("$M".into()),
+                bytes: replacement,
+            },
+        },
+        Command {
+            line: 2,
+            kind: CommandKind::Register {
+                as_name: "spectest".into(),
+                module: Some("$M".into()),
+            },
+        },
+        Command {
+            line: 3,
+            kind: CommandKind::Module {
+                name: None,
+                bytes: importer,
+            },
+        },
+        Command {
+            line: 4,
+            kind: CommandKind::AssertReturn {
+                action: get,
+                expected: vec![Expected::I32(42)],
+            },
+        },
+    ];
+    let request = WastRequest {
+        features: WASM1_FEATURES.bits(),
+        scripts: vec![Script {
+            path: "register.wast".into(),
+            commands,
+        }],
+    };
+    let console = Captured::default();
+    let status = run_scripts(hosted_engine(), &request, &ConsoleOutput(&console));
+    let (out, _) = console.split();
+    assert_eq!(
+        (status, out.as_str()),
+        (Status::Success, "4 passed, 0 failed\n")
+    );
+}
