@@ -142,8 +142,10 @@ impl BootInfo for HostedHal {
 }
 
 impl Machine for HostedHal {
+    /// Ends the process with `status`; when that is success but console output was lost
+    /// (standard output to `/dev/full`, a closed pipe), with 74 instead.
     fn shutdown(&self, status: u8) -> ! {
-        std::process::exit(i32::from(status))
+        std::process::exit(i32::from(console::final_status(status)))
     }
 }
 

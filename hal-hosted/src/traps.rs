@@ -7,7 +7,9 @@
 //! the `ucontext_t`: returning from the signal handler then continues at the faulting
 //! instruction ([`TrapResponse::Resume`]) or wherever the edited registers say
 //! ([`TrapResponse::Redirect`]); [`TrapResponse::Fatal`] prints a report on standard error
-//! and aborts the process.
+//! and aborts the process. A trap signal that no fault raised (sent with `kill`, `si_code
+//! <= 0`) never reaches kernel-core: it is reported as sent, with the sender's pid, and
+//! ends the process as that signal's default action does.
 //!
 //! [`Traps::set_trap_context`] keeps the trap context word per thread and gives each thread
 //! that calls it an alternate signal stack large enough for kernel-core's handler (see
@@ -159,6 +161,12 @@ extern "C" fn on_trap_signal(signal: c_int, siginfo: *mut libc::siginfo_t, ucont
     // and `ucontext_t` in the signal frame it built on this handler's stack; nothing else
     // refers to them while the handler runs, and they live until it returns.
     let (siginfo, ucontext) = unsafe { (&*siginfo, &mut *ucontext.cast::<libc::ucontext_t>()) };
+    // A zero or negative `si_code` (`SI_USER`, `SI_TKILL`, `SI_QUEUE`): someone sent the
+    // signal (`kill -SEGV`); no instruction faulted, so it is neither a WebAssembly trap nor
+    // a kernel bug, whatever the interrupted pc.
+    if siginfo.si_code <= 0 {
+        report::sent_signal(signal, siginfo);
+    }
     let info = trap_info(signal, siginfo, &ucontext.uc_mcontext);
     let gregs = &mut ucontext.uc_mcontext.gregs;
     let handler = installed_handler();

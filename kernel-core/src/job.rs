@@ -13,8 +13,11 @@ use alloc::vec::Vec;
 
 use crate::boot::image::{RunRequest, WastRequest};
 use crate::hal::Console;
+use crate::spec::text::{self, NumberError};
 use crate::spectest::RuntimeSpecEngine;
-use crate::wasm::env::{ModuleError, ModuleErrorKind, ValType, WASM2_FEATURES, WasmFeatures};
+use crate::wasm::env::{
+    ModuleError, ModuleErrorKind, RefType, ValType, WASM2_FEATURES, WasmFeatures,
+};
 use crate::wasm::runtime::{
     CallError, Engine, Extern, InstantiationError, LoadError, Module, RuntimeHal, Store, Val,
 };
@@ -191,30 +194,46 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
     let name = match request.invoke.as_deref() {
         Some(name) => name,
         None if store.export(instance, "_start").is_some() => "_start",
+        // Arguments are for `--invoke` or (with WASI) the program's `_start`; with neither
+        // they would be silently dropped.
+        None if !request.args.is_empty() => {
+            output.err(
+                "error: arguments given, but there is no `--invoke` and no `_start` to take them",
+            );
+            return JobStatus::Usage.code();
+        }
         None => return JobStatus::Success.code(),
     };
     let Some(Extern::Func(func)) = store.export(instance, name) else {
-        output.err(&format!("error: the module exports no function `{name}`"));
+        output.err(&format!(
+            "error: the module exports no function `{}`",
+            quoted(name)
+        ));
         return JobStatus::Usage.code();
     };
     let params = store
         .func_type(func)
         .map(|ty| ty.params.to_vec())
         .unwrap_or_default();
-    if params.len() != request.args.len() {
+    let texts = group_args(&request.args);
+    if params.len() != texts.len() {
         output.err(&format!(
-            "error: `{name}` takes {} arguments, {} given",
+            "error: `{}` takes {} arguments, {} given",
+            quoted(name),
             params.len(),
-            request.args.len()
+            texts.len()
         ));
         return JobStatus::Usage.code();
     }
     let mut values = Vec::with_capacity(params.len());
-    for (text, ty) in request.args.iter().zip(&params) {
-        match parse_arg(text, *ty) {
-            Some(value) => values.push(value),
-            None => {
-                output.err(&format!("error: `{text}` is not a valid {ty}"));
+    for (text, ty) in texts.iter().zip(&params) {
+        match parse_value(text, *ty) {
+            Ok(value) => values.push(value),
+            Err(reason) => {
+                output.err(&format!(
+                    "error: `{}` is not a valid {ty}: {reason}",
+                    quoted(text)
+                ));
                 return JobStatus::Usage.code();
             }
         }
@@ -284,57 +303,177 @@ pub fn run_scripts<H: RuntimeHal, O: JobOutput + ?Sized>(
     }
 }
 
-/// Parses a command-line argument as a value of type `ty` (integers in decimal or `0x`
-/// hexadecimal in either sign's range, floats as Rust parses them), as `sim run` does.
-pub fn parse_arg(text: &str, ty: ValType) -> Option<Val> {
-    fn integer(text: &str) -> Option<i128> {
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let magnitude = match digits.strip_prefix("0x") {
-            Some(hex) => i128::from_str_radix(hex, 16).ok()?,
-            None => digits.parse::<i128>().ok()?,
-        };
-        Some(if negative { -magnitude } else { magnitude })
+/// The lane shapes of a `v128` argument: the keyword and its lane count.
+const V128_SHAPES: [(&str, usize); 6] = [
+    ("i8x16", 16),
+    ("i16x8", 8),
+    ("i32x4", 4),
+    ("i64x2", 2),
+    ("f32x4", 4),
+    ("f64x2", 2),
+];
+
+/// Groups the command line's argument words into the text of each value: a `v128` shape
+/// keyword takes its lanes (`i32x4 1 2 3 4`), `ref.null` an optional `func` or `extern`,
+/// `ref.extern` its number; anything else is one value. A value may be given as one
+/// argument (`"i32x4 1 2 3 4"`) or as several; an empty argument stays an (invalid) value.
+#[must_use]
+pub fn group_args(args: &[String]) -> Vec<String> {
+    let mut words: Vec<&str> = Vec::new();
+    for arg in args {
+        if arg.trim().is_empty() {
+            words.push(arg);
+        } else {
+            words.extend(arg.split_whitespace());
+        }
     }
+    let mut values = Vec::new();
+    let mut rest = words.as_slice();
+    while let Some((&first, tail)) = rest.split_first() {
+        let taken = match first {
+            "ref.null" => usize::from(matches!(tail.first(), Some(&("func" | "extern")))),
+            "ref.extern" => 1,
+            shape => V128_SHAPES
+                .iter()
+                .find(|(name, _)| *name == shape)
+                .map_or(0, |(_, lanes)| *lanes),
+        }
+        .min(tail.len());
+        values.push(
+            core::iter::once(first)
+                .chain(tail[..taken].iter().copied())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        rest = &tail[taken..];
+    }
+    values
+}
+
+/// Parses the text of one value (see [`group_args`]) as a value of type `ty`, in the spec
+/// scripts' notation ([`crate::spec::text`]):
+///
+/// - `i32`, `i64`: decimal or `0x` hexadecimal, one optional sign, `_` between digits,
+///   in either sign's range (`-1`, `4294967295` and `0xffffffff` are the same `i32`);
+/// - `f32`, `f64`: decimal (`1.5`, `1e3`), hexadecimal (`0x1.8p3`, `0x10`), `inf`,
+///   `nan`, `nan:0x200000` (a payload), with an optional sign (`-nan`); a finite literal
+///   that rounds to infinity is refused;
+/// - `v128`: a lane shape and its lanes, `i8x16` ... `i64x2` (integers as above, in the
+///   lane's width) or `f32x4`, `f64x2` (floats as above): `i32x4 1 2 3 4`;
+/// - `funcref`: `ref.null` or `ref.null func` (a function cannot be named from outside);
+/// - `externref`: `ref.null`, `ref.null extern`, or `ref.extern N` (host value `N`, a
+///   `u32`).
+///
+/// # Errors
+/// Why the text is not such a value.
+pub fn parse_value(text: &str, ty: ValType) -> Result<Val, String> {
+    let number = |error: NumberError| error.to_string();
     match ty {
-        ValType::I32 => {
-            let value = integer(text)?;
-            i32::try_from(value)
-                .ok()
-                .or_else(|| u32::try_from(value).ok().map(u32::cast_signed))
-                .map(Val::I32)
-        }
-        ValType::I64 => {
-            let value = integer(text)?;
-            i64::try_from(value)
-                .ok()
-                .or_else(|| u64::try_from(value).ok().map(u64::cast_signed))
-                .map(Val::I64)
-        }
-        ValType::F32 => text
-            .parse::<f32>()
-            .ok()
-            .map(|value| Val::F32(value.to_bits())),
-        ValType::F64 => text
-            .parse::<f64>()
-            .ok()
-            .map(|value| Val::F64(value.to_bits())),
-        ValType::V128 | ValType::Ref(_) => None,
+        ValType::I32 => Ok(Val::I32(
+            (text::parse_int(text, 32).map_err(number)? as u32).cast_signed(),
+        )),
+        ValType::I64 => Ok(Val::I64(
+            text::parse_int(text, 64).map_err(number)?.cast_signed(),
+        )),
+        ValType::F32 => Ok(Val::F32(text::parse_f32(text).map_err(number)?)),
+        ValType::F64 => Ok(Val::F64(text::parse_f64(text).map_err(number)?)),
+        ValType::V128 => parse_v128(text).map(Val::V128),
+        ValType::Ref(RefType::Func) => match text {
+            "ref.null" | "ref.null func" => Ok(Val::FuncRef(None)),
+            _ => Err(String::from("expected `ref.null`")),
+        },
+        ValType::Ref(RefType::Extern) => match text {
+            "ref.null" | "ref.null extern" => Ok(Val::ExternRef(None)),
+            _ => match text.strip_prefix("ref.extern ") {
+                Some(host) => Ok(Val::ExternRef(Some(
+                    text::parse_int(host, 32).map_err(number)? as u32,
+                ))),
+                None => Err(String::from("expected `ref.null` or `ref.extern N`")),
+            },
+        },
+        ValType::Ref(RefType::Exn) => Err(String::from("cannot be given as an argument")),
     }
 }
 
-/// Formats a result as `sim run` does: integers in decimal, floats as Rust prints them.
+/// Parses `SHAPE LANE...` into a `v128`, lane 0 in the least significant bits.
+fn parse_v128(text: &str) -> Result<u128, String> {
+    let mut words = text.split_whitespace();
+    let shape = words.next().unwrap_or("");
+    let Some(&(_, count)) = V128_SHAPES.iter().find(|(name, _)| *name == shape) else {
+        return Err(String::from(
+            "expected a lane shape (i8x16, i16x8, i32x4, i64x2, f32x4, f64x2) and its lanes",
+        ));
+    };
+    let lanes: Vec<&str> = words.collect();
+    if lanes.len() != count {
+        return Err(format!(
+            "{shape} takes {count} lanes, {} given",
+            lanes.len()
+        ));
+    }
+    let width = 128 / count as u32;
+    let mut value = 0u128;
+    for (index, lane) in lanes.iter().enumerate() {
+        let bits = match shape {
+            "f32x4" => text::parse_f32(lane).map(u64::from),
+            "f64x2" => text::parse_f64(lane),
+            _ => text::parse_int(lane, width),
+        }
+        .map_err(|error| format!("lane {index} `{lane}`: {error}"))?;
+        value |= u128::from(bits) << (index as u32 * width);
+    }
+    Ok(value)
+}
+
+/// Parses one value as `sim run` does ([`parse_value`]), `None` when it is not valid.
+#[must_use]
+pub fn parse_arg(text: &str, ty: ValType) -> Option<Val> {
+    parse_value(text, ty).ok()
+}
+
+/// Formats a result as `sim run` prints it, in the notation [`parse_value`] reads back:
+/// integers in signed decimal; floats as Rust prints them (`1.5`, `-0`, `inf`), NaNs as
+/// `nan`, `-nan`, `nan:0x1` (sign and payload kept); a `v128` as `i32x4` and four lanes in
+/// 8-digit hexadecimal; references as `ref.null func`, `ref.null extern`, `ref.extern N`,
+/// and `ref.func` for a non-null function reference (which has no name outside).
+#[must_use]
 pub fn format_value(value: &Val) -> String {
     match value {
         Val::I32(value) => value.to_string(),
         Val::I64(value) => value.to_string(),
-        Val::F32(bits) => f32::from_bits(*bits).to_string(),
-        Val::F64(bits) => f64::from_bits(*bits).to_string(),
-        Val::V128(bits) => format!("{bits:#034x}"),
-        Val::FuncRef(None) | Val::ExternRef(None) => String::from("null"),
-        Val::FuncRef(Some(_)) => String::from("funcref"),
-        Val::ExternRef(Some(value)) => format!("externref {value}"),
+        Val::F32(bits) => text::format_f32(*bits),
+        Val::F64(bits) => text::format_f64(*bits),
+        Val::V128(bits) => {
+            let mut out = String::from("i32x4");
+            for lane in 0..4 {
+                out.push_str(&format!(" {:#010x}", (*bits >> (32 * lane)) as u32));
+            }
+            out
+        }
+        Val::FuncRef(None) => String::from("ref.null func"),
+        Val::ExternRef(None) => String::from("ref.null extern"),
+        Val::FuncRef(Some(_)) => String::from("ref.func"),
+        Val::ExternRef(Some(value)) => format!("ref.extern {value}"),
     }
+}
+
+/// At most this many characters of command-line text are quoted in an error message.
+const QUOTED_CHARS: usize = 80;
+
+/// `text` fit to quote in an error message: control characters escaped, cut after
+/// [`QUOTED_CHARS`] characters (marked with `…`).
+fn quoted(text: &str) -> String {
+    let mut out = String::new();
+    for (index, ch) in text.chars().enumerate() {
+        if index == QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        if ch.is_control() {
+            out.extend(ch.escape_unicode());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }

@@ -28,6 +28,10 @@ pub enum Status {
     ScriptFailures,
     /// The kernel itself failed, or QEMU is missing, failed or timed out.
     KernelFailure,
+    /// The command would have succeeded, but its output could not be written (standard
+    /// output on `/dev/full`, a closed pipe). The hosted kernel's console ends with the
+    /// same number (hal-hosted's `Machine::shutdown`).
+    OutputFailed,
 }
 
 impl Status {
@@ -35,6 +39,7 @@ impl Status {
     pub const fn code(self) -> u8 {
         match self {
             Self::Io => 5,
+            Self::OutputFailed => 74,
             Self::Success => JobStatus::Success.code(),
             Self::Trap => JobStatus::Trap.code(),
             Self::Usage => JobStatus::Usage.code(),
@@ -80,5 +85,6 @@ mod tests {
             assert_eq!(Status::from(status).code(), status.code());
         }
         assert!(JobStatus::from_code(Status::Io.code()).is_none());
+        assert!(JobStatus::from_code(Status::OutputFailed.code()).is_none());
     }
 }

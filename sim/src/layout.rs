@@ -29,15 +29,21 @@ pub fn run(path: &Path, json: bool) -> Status {
             return Status::UnsupportedModule;
         }
     };
-    print!(
-        "{}",
-        if json {
-            render_json(&shape)
-        } else {
-            render_table(&shape)
+    let text = if json {
+        render_json(&shape)
+    } else {
+        render_table(&shape)
+    };
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, text.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+    {
+        Ok(()) => Status::Success,
+        Err(error) => {
+            eprintln!("error: the layout could not be written: {error}");
+            Status::OutputFailed
         }
-    );
-    Status::Success
+    }
 }
 
 /// One JSON object: `size`, `header` (field to offset, with `dynamic_data_start`) and

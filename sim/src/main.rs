@@ -44,7 +44,8 @@ enum Command {
         /// The export to call; its results are printed one per line.
         #[arg(long)]
         invoke: Option<String>,
-        /// Arguments of the call (integers in decimal or 0x hex, floats).
+        /// Arguments of the call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
+        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
         /// CPUs and limits of the kernel the module runs in.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 use std::{fs, io, thread};
@@ -71,7 +71,8 @@ pub enum QemuCommand {
         /// The export to call; its results are printed one per line.
         #[arg(long)]
         invoke: Option<String>,
-        /// Arguments of the call (integers in decimal or 0x hex, floats).
+        /// Arguments of the call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
+        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
         /// CPUs (harts) and limits of the kernel.
@@ -107,7 +108,7 @@ pub enum QemuCommand {
 pub fn run(options: QemuArgs) -> u8 {
     let timeout = Duration::from_secs(options.timeout);
     RAM_MIB.store(options.ram, Ordering::Relaxed);
-    match options.command {
+    let code = match options.command {
         QemuCommand::Run {
             file,
             invoke,
@@ -135,7 +136,8 @@ pub fn run(options: QemuArgs) -> u8 {
                 .max(1);
             run_scripts(options.kernel, &files, spec, jobs, timeout).code()
         }
-    }
+    };
+    unless_output_failed(code)
 }
 
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
@@ -235,7 +237,7 @@ fn run_scripts(
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    Line::Out(format!("{passed} passed, {failed} failed")).print();
     if kernel_failed {
         Status::KernelFailure
     } else if failed > 0 {
@@ -305,18 +307,31 @@ enum Line {
     Err(String),
 }
 
+/// Whether a line could not be printed: `sim qemu` then ends with
+/// [`Status::OutputFailed`] instead of success, as the hosted commands do.
+static OUTPUT_FAILED: AtomicBool = AtomicBool::new(false);
+
 impl Line {
-    /// Prints the line where the hosted command prints it.
+    /// Prints the line where the hosted command prints it; a failure (a closed pipe, a
+    /// full disk) is recorded for the exit status, as `println!` would panic on it.
     fn print(&self) {
-        // Output errors (a closed pipe) are ignored, as `println!` would panic on them.
-        match self {
-            Line::Out(text) => {
-                let _ = writeln!(io::stdout().lock(), "{text}");
-            }
-            Line::Err(text) => {
-                let _ = writeln!(io::stderr().lock(), "{text}");
-            }
+        let written = match self {
+            Line::Out(text) => writeln!(io::stdout().lock(), "{text}"),
+            Line::Err(text) => writeln!(io::stderr().lock(), "{text}"),
+        };
+        if written.is_err() {
+            OUTPUT_FAILED.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+/// `code`, or [`Status::OutputFailed`] when it is success but output was lost.
+fn unless_output_failed(code: u8) -> u8 {
+    if code == Status::Success.code() && OUTPUT_FAILED.load(Ordering::Relaxed) {
+        eprintln!("error: output could not be written");
+        Status::OutputFailed.code()
+    } else {
+        code
     }
 }
 

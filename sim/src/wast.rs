@@ -36,20 +36,25 @@ impl SpecVersion {
 /// command that fails with the parser's message, so it counts (and prints) in its place.
 ///
 /// # Errors
-/// [`Status::Io`] when a file cannot be read (reported on stderr).
+/// [`Status::Io`] when a file cannot be read or is larger than
+/// [`crate::module_file::MAX_INPUT_BYTES`] (reported on stderr).
 pub fn load_scripts(files: &[PathBuf]) -> Result<Vec<Script>, Status> {
     files
         .iter()
         .map(|path| {
-            let source = std::fs::read(path).map_err(|error| {
-                eprintln!("error: cannot read {}: {error}", path.display());
-                Status::Io
-            })?;
+            let source = crate::module_file::read_input(path)?;
             let path_text = path.display().to_string();
-            let parsed = match std::str::from_utf8(&source) {
-                Ok(source) => sim::wast_script::parse_script(source, path)
-                    .map_err(|error| (error.line, error.message)),
-                Err(error) => Err((1, format!("the script is not UTF-8: {error}"))),
+            let parsed = if source.starts_with(b"\0asm") {
+                Err((
+                    1,
+                    String::from("a binary WebAssembly module, not a spec script"),
+                ))
+            } else {
+                match std::str::from_utf8(&source) {
+                    Ok(source) => sim::wast_script::parse_script(source, path)
+                        .map_err(|error| (error.line, error.message)),
+                    Err(error) => Err((1, format!("the script is not UTF-8: {error}"))),
+                }
             };
             let commands = parsed.unwrap_or_else(|(line, message)| {
                 vec![Command {

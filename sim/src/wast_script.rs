@@ -20,6 +20,8 @@ use wast::parser::{self, ParseBuffer};
 use wast::token::{Id, Span};
 use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
 
+use crate::diagnostic;
+
 /// A script that could not be parsed at all (as opposed to one directive that could not
 /// be converted, which becomes a failing command).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +53,14 @@ impl std::error::Error for ScriptError {}
 /// unknown directive keyword, an ill-formed text module outside `module quote`).
 pub fn parse_script(source: &str, path: &Path) -> Result<Vec<Command>, ScriptError> {
     let lines = LineTable::new(source);
-    let script_error = |mut error: wast::Error| {
+    let script_error = |error: wast::Error| {
         let line = lines.line(error.span());
-        error.set_path(path);
-        error.set_text(source);
+        let message =
+            diagnostic::parse_error(&error.message(), path, source, error.span().offset());
         ScriptError {
             path: path.to_path_buf(),
             line,
-            message: error.to_string(),
+            message,
         }
     };
     let mut lexer = Lexer::new(source);
@@ -234,7 +236,9 @@ fn reject_component(directive: &'static str, module: &QuoteWat<'_>) -> Result<()
 
 /// Encodes a text, binary or quoted module to binary; the error is the parser's message.
 fn encode_quote(mut module: QuoteWat<'_>) -> Result<Vec<u8>, String> {
-    module.encode().map_err(|error| error.message())
+    module
+        .encode()
+        .map_err(|error| diagnostic::printable(&error.message(), diagnostic::MESSAGE_CHARS))
 }
 
 /// Encodes a module of an assertion that needs its binary.
@@ -248,7 +252,10 @@ fn encode_wat(mut module: Wat<'_>, directive: &'static str) -> Result<Vec<u8>, U
     module.encode().map_err(|error| {
         (
             directive,
-            format!("the module text failed to encode: {}", error.message()),
+            format!(
+                "the module text failed to encode: {}",
+                diagnostic::printable(&error.message(), diagnostic::MESSAGE_CHARS)
+            ),
         )
     })
 }

@@ -151,3 +151,49 @@ pub(super) fn fatal(signal: c_int, info: &TrapInfo, handler_installed: bool) -> 
         libc::abort()
     }
 }
+
+/// Formats the report of a trap signal that was sent rather than raised by a fault:
+/// `received SIGSEGV sent by process 1234 (uid 1000), not a fault: terminating`.
+pub(super) fn format_sent(signal: c_int, sender_pid: i32, sender_uid: u32) -> Line {
+    let mut line = Line::new();
+    line.push(b"received ");
+    match signal_name(signal) {
+        Some(name) => line.push(name),
+        None => {
+            line.push(b"signal ");
+            line.push_decimal(signal.unsigned_abs().into());
+        }
+    }
+    line.push(b" sent by process ");
+    line.push_decimal(sender_pid.unsigned_abs().into());
+    line.push(b" (uid ");
+    line.push_decimal(sender_uid.into());
+    line.push(b"), not a fault: terminating\n");
+    line
+}
+
+/// Reports a trap signal someone sent (`siginfo.si_code <= 0`) and ends the process as the
+/// signal's default action would have (killed by that signal), so that the parent sees what
+/// happened. Called from the signal handler, with `signal` blocked.
+pub(super) fn sent_signal(signal: c_int, siginfo: &libc::siginfo_t) -> ! {
+    // Safety: for a signal sent with `kill`, `tkill` or `sigqueue` (`si_code <= 0`, which
+    // the caller checked) the `siginfo_t` union holds the sender's pid and uid.
+    let (pid, uid) = unsafe { (siginfo.si_pid(), siginfo.si_uid()) };
+    write_stderr(format_sent(signal, pid, uid).as_bytes());
+    // Safety: `sigaction` and `sigset_t` are plain C structs for which all-zero bytes are
+    // valid values; `SIG_DFL` (0) restores the default action, `raise` makes the signal
+    // pending (it is blocked while this handler runs) and unblocking it delivers it, which
+    // terminates the process. Every call is async-signal-safe; `_exit` is the fallback if
+    // the default action somehow returned.
+    unsafe {
+        let mut default: libc::sigaction = core::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &raw const default, core::ptr::null_mut());
+        libc::raise(signal);
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        libc::sigaddset(&raw mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &raw const set, core::ptr::null_mut());
+        libc::_exit(128 + signal)
+    }
+}

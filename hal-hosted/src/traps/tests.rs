@@ -441,6 +441,15 @@ fn report_format() {
     );
 }
 
+#[test]
+fn sent_signal_report_format() {
+    let line = super::report::format_sent(libc::SIGSEGV, 1234, 1000);
+    assert_eq!(
+        core::str::from_utf8(line.as_bytes()).unwrap(),
+        "received SIGSEGV sent by process 1234 (uid 1000), not a fault: terminating\n"
+    );
+}
+
 /// The environment variable that makes a test run its child-process half.
 const SCENARIO: &str = "HAL_HOSTED_TRAP_SCENARIO";
 

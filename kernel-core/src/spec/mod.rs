@@ -22,6 +22,7 @@
 
 mod command;
 mod runner;
+pub mod text;
 mod value;
 
 #[cfg(test)]
