@@ -1,6 +1,7 @@
 //! The kernel's shared state: the engine, the scheduler, the boot programs and the
 //! settings of this boot, made once by [`crate::boot::main`] and kept for good.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -10,6 +11,7 @@ use crate::boot::image::KernelOptions;
 use crate::ipc::ChannelEnd;
 use crate::process::{self, PROGRAM_STACK_SIZE, Process, ProcessExit, SpawnError};
 use crate::sched::Scheduler;
+use crate::sync::SpinLock;
 use crate::wasm::runtime::{Engine, Module};
 
 /// A program of the boot image, compiled at boot (or why it could not be).
@@ -54,6 +56,8 @@ pub struct Kernel<H: KernelHal> {
     report_exits: bool,
     /// The status of the process that ended last: a job's exit status.
     last_status: AtomicI32,
+    /// The processes that have not ended, by pid, with their names.
+    live_processes: SpinLock<BTreeMap<u32, String>>,
 }
 
 impl<H: KernelHal> Kernel<H> {
@@ -75,6 +79,7 @@ impl<H: KernelHal> Kernel<H> {
             next_pid: AtomicU32::new(1),
             report_exits,
             last_status: AtomicI32::new(0),
+            live_processes: SpinLock::new(BTreeMap::new()),
         }
     }
 
@@ -98,9 +103,34 @@ impl<H: KernelHal> Kernel<H> {
         &self.sched
     }
 
-    /// A fresh process id.
-    pub(crate) fn next_pid(&self) -> u32 {
-        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    /// A fresh process id for a process named `name`, counted as live until
+    /// [`Kernel::process_ended`].
+    pub(crate) fn next_pid(&self, name: &str) -> u32 {
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        self.live_processes.lock().insert(pid, String::from(name));
+        pid
+    }
+
+    /// The scheduler stopped because every process left is blocked forever: reports each
+    /// as killed (an exit line, or for a job a message and the trap status).
+    pub(crate) fn report_deadlock(&self) {
+        let blocked = core::mem::take(&mut *self.live_processes.lock());
+        if self.report_exits {
+            for (pid, name) in blocked {
+                let exit = ProcessExit::Killed("deadlock (blocked forever on a channel)");
+                let mut line = process::exit_line(pid, &name, &exit);
+                line.push('\n');
+                self.hal().write_error_bytes(line.as_bytes());
+            }
+        } else {
+            self.hal().write_error_bytes(
+                b"trap: killed: deadlock (every process left is blocked forever on a channel)\n",
+            );
+        }
+        self.last_status.store(
+            i32::from(crate::job::JobStatus::Trap.code()),
+            Ordering::Release,
+        );
     }
 
     /// The exit status of the process that ended last, as an integer (a job's status).
@@ -144,9 +174,10 @@ impl<H: KernelHal> Kernel<H> {
     /// A process ended: prints its exit line when this boot reports them, and records its
     /// status.
     pub(crate) fn process_ended(&self, pid: u32, name: &str, exit: &ProcessExit) {
+        self.live_processes.lock().remove(&pid);
         let status = match exit {
             ProcessExit::Code(code) => *code,
-            ProcessExit::Trap(_) | ProcessExit::Failed(_) => -1,
+            ProcessExit::Trap(_) | ProcessExit::Failed(_) | ProcessExit::Killed(_) => -1,
         };
         self.last_status.store(status, Ordering::Release);
         if self.report_exits {

@@ -225,3 +225,25 @@ fn a_script_of_forty_thousand_modules_with_memories_runs_to_the_end() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_deadlock_ends_the_boot_instead_of_hanging_it() {
+    for cpus in [1, 2] {
+        let dir = scratch(&format!("deadlock-{cpus}"));
+        // The sleeper is the only process not blocked: the deadlock is seen once it ends.
+        let output = boot(
+            cpus,
+            &[],
+            &[
+                write(&dir, "stuck", &programs::self_deadlock()),
+                write(&dir, "sleeper", &programs::worker()),
+            ],
+        );
+        programs::check_deadlock(&output);
+    }
+    let dir = scratch("deadlock-run");
+    let stuck = write(&dir, "stuck", &programs::self_deadlock());
+    let run = sim(&["run", stuck.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).starts_with("trap: killed: deadlock"));
+}

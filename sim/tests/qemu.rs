@@ -521,3 +521,17 @@ fn compile_limits_and_a_small_machine_in_qemu() {
         text(&run.stderr)
     );
 }
+
+#[test]
+fn a_deadlock_ends_the_boot_in_qemu() {
+    let dir = scratch("deadlock");
+    let output = qemu_boot(
+        2,
+        &[],
+        &[
+            write(&dir, "stuck", &programs::self_deadlock()),
+            write(&dir, "sleeper", &programs::worker()),
+        ],
+    );
+    programs::check_deadlock(&output);
+}

@@ -25,7 +25,7 @@ use crate::job::{self, ConsoleOutput, JobStatus};
 use crate::kernel::{BootProgram, Kernel, LoadFailure, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
 use crate::process::{Process, ProcessExit, ProcessMain};
-use crate::sched;
+use crate::sched::{self, Stopped};
 use crate::wasm::env::{ModuleError, ModuleErrorKind, WASM2_FEATURES};
 use crate::wasm::runtime::{Engine, EngineConfig, LoadError, Module};
 
@@ -91,7 +91,9 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             report_failure(hal, format_args!("cannot start CPU {}: {error:?}", cpu.0));
         }
     }
-    kernel.scheduler().run_cpu();
+    if kernel.scheduler().run_cpu() == Stopped::Deadlock {
+        kernel.report_deadlock();
+    }
     let status = if is_boot {
         0
     } else {
@@ -105,7 +107,8 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
 fn cpu_entry<H: KernelHal>(_cpu: CpuId, arg: usize) -> ! {
     // Safety: `main` passes the address of the leaked, never freed kernel.
     let kernel: &'static Kernel<H> = unsafe { &*(arg as *const Kernel<H>) };
-    kernel.scheduler().run_cpu();
+    // CPU 0 reports how the scheduler stopped.
+    let _ = kernel.scheduler().run_cpu();
     loop {
         kernel.hal().wait_for_interrupt();
     }

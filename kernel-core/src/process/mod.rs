@@ -79,6 +79,8 @@ pub enum ProcessExit {
     Trap(CallError),
     /// It could not start (its imports cannot be satisfied, its module failed to load).
     Failed(String),
+    /// The kernel ended it, for the reason given (a deadlock).
+    Killed(&'static str),
 }
 
 impl fmt::Display for ProcessExit {
@@ -88,6 +90,7 @@ impl fmt::Display for ProcessExit {
             Self::Code(code) => write!(f, "{code}"),
             Self::Trap(error) => write!(f, "trap: {error}"),
             Self::Failed(message) => write!(f, "error: {message}"),
+            Self::Killed(reason) => write!(f, "killed: {reason}"),
         }
     }
 }
@@ -198,7 +201,7 @@ impl<H: KernelHal> Process<H> {
             // Checked above: every handle fits, under the numbers 0, 1, ... in order.
             let _ = table.insert(handle);
         }
-        let pid = kernel.next_pid();
+        let pid = kernel.next_pid(name);
         let process = Box::new(Self {
             pid,
             name: String::from(name),

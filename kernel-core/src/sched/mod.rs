@@ -21,6 +21,14 @@
 //! A sleeping process is woken at the first scheduling point of any CPU after its
 //! deadline: at once when a CPU is idle (its timer is armed for the earliest sleeper),
 //! within one time slice when every CPU is busy.
+//!
+//! # Deadlock
+//!
+//! When processes are left but none is ready, running or sleeping, every one of them is
+//! parked on a wait queue that only a running process could wake: nothing will ever
+//! happen again. An idle CPU that sees this (twice the same count of scheduling events,
+//! so that nothing moved in between) stops the scheduler with [`Stopped::Deadlock`]
+//! instead of waiting forever; the kernel then reports the blocked processes.
 
 mod wait;
 
@@ -74,6 +82,15 @@ struct Sleeper<H: KernelHal> {
     process: ProcessBox<H>,
 }
 
+/// Why [`Scheduler::run_cpu`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every process ended.
+    AllEnded,
+    /// Processes are left, all blocked forever (see the module documentation).
+    Deadlock,
+}
+
 /// The scheduler of all CPUs.
 pub struct Scheduler<H: KernelHal> {
     hal: &'static H,
@@ -81,6 +98,13 @@ pub struct Scheduler<H: KernelHal> {
     sleepers: SpinLock<Vec<Sleeper<H>>>,
     /// Processes started and not yet ended: the kernel stops when it reaches zero.
     live: AtomicUsize,
+    /// Processes taken off a queue whose request is not handled yet.
+    running: AtomicUsize,
+    /// Counts every change of where processes are (queued, taken, parked, woken, ended),
+    /// so that an idle CPU can tell whether anything moved while it looked.
+    events: AtomicU64,
+    /// Set once a CPU found a deadlock: every CPU stops.
+    deadlock: AtomicBool,
 }
 
 // Safety: the only non-`Sync` parts are the CPU slots' saved contexts, each written and
@@ -106,6 +130,9 @@ impl<H: KernelHal> Scheduler<H> {
             cpus,
             sleepers: SpinLock::new(Vec::new()),
             live: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            events: AtomicU64::new(0),
+            deadlock: AtomicBool::new(false),
         }
     }
 
@@ -129,6 +156,7 @@ impl<H: KernelHal> Scheduler<H> {
     pub(crate) fn enqueue(&self, process: ProcessBox<H>) {
         let cpu = self.hal.current_cpu();
         self.slot(cpu).queue.lock().push_back(process);
+        self.events.fetch_add(1, Ordering::SeqCst);
         self.wake_idle(cpu);
     }
 
@@ -149,8 +177,9 @@ impl<H: KernelHal> Scheduler<H> {
         self.slot(cpu).context.get()
     }
 
-    /// Runs the current CPU's scheduler loop until no process is left.
-    pub fn run_cpu(&self) {
+    /// Runs the current CPU's scheduler loop until no process is left, or until every
+    /// process left is blocked forever.
+    pub fn run_cpu(&self) -> Stopped {
         let hal = self.hal;
         // The loop runs on the CPU's own stack and never migrates: the CPU stays the same.
         let cpu = hal.current_cpu();
@@ -164,7 +193,7 @@ impl<H: KernelHal> Scheduler<H> {
                 now = self.run(cpu, process, now);
                 continue;
             }
-            if self.live() == 0 {
+            if self.live() == 0 || self.deadlock.load(Ordering::Acquire) {
                 break;
             }
             slot.idle.store(true, Ordering::Release);
@@ -174,11 +203,16 @@ impl<H: KernelHal> Scheduler<H> {
                 slot.idle.store(false, Ordering::Release);
                 continue;
             }
+            if self.is_deadlocked() {
+                self.deadlock.store(true, Ordering::Release);
+                break;
+            }
             self.arm(slot, self.next_wake().unwrap_or(u64::MAX));
             hal.wait_for_interrupt();
             slot.idle.store(false, Ordering::Release);
             now = hal.now_ns();
         }
+        slot.idle.store(false, Ordering::Release);
         self.arm(slot, u64::MAX);
         // Let the other CPUs see that nothing is left.
         for index in 0..self.cpus.len() {
@@ -186,6 +220,23 @@ impl<H: KernelHal> Scheduler<H> {
                 hal.wake_cpu(CpuId(index as u32));
             }
         }
+        if self.deadlock.load(Ordering::Acquire) {
+            Stopped::Deadlock
+        } else {
+            Stopped::AllEnded
+        }
+    }
+
+    /// Whether processes are left but none is queued, running or sleeping, and nothing
+    /// changed while this looked.
+    fn is_deadlocked(&self) -> bool {
+        let before = self.events.load(Ordering::SeqCst);
+        let quiet = self.live() > 0
+            && self.running.load(Ordering::SeqCst) == 0
+            && self.sleepers.lock().is_empty()
+            && self.cpus.iter().all(|slot| slot.queue.lock().is_empty())
+            && self.running.load(Ordering::SeqCst) == 0;
+        quiet && self.events.load(Ordering::SeqCst) == before
     }
 
     /// Whether there is anything to do now: a ready process on any queue, a sleeper whose
@@ -214,35 +265,47 @@ impl<H: KernelHal> Scheduler<H> {
     }
 
     /// The next process for `cpu`: due sleepers join its queue first, then its own queue's
-    /// front, then the back of the fullest other queue.
+    /// front, then the back of the fullest other queue. The process counts as running from
+    /// the moment it leaves its queue (under the queue's lock, so that a CPU looking for a
+    /// deadlock sees it either queued or running).
     fn next_process(&self, cpu: CpuId, now: u64) -> Option<ProcessBox<H>> {
         let slot = self.slot(cpu);
         self.wake_sleepers(slot, now);
-        if let Some(process) = slot.queue.lock().pop_front() {
-            return Some(process);
+        {
+            let mut queue = slot.queue.lock();
+            if let Some(process) = queue.pop_front() {
+                self.note_taken();
+                return Some(process);
+            }
         }
         self.steal(cpu)
     }
 
-    /// Moves every sleeper whose time has come by `now` to `slot`'s queue.
+    /// Counts a process taken off a queue.
+    fn note_taken(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.events.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Moves every sleeper whose time has come by `now` to `slot`'s queue, holding the
+    /// sleepers' lock throughout so that they are never in neither place.
     fn wake_sleepers(&self, slot: &CpuSlot<H>, now: u64) {
+        let mut sleepers = self.sleepers.lock();
+        if sleepers.is_empty() {
+            return;
+        }
         let mut due = Vec::new();
-        {
-            let mut sleepers = self.sleepers.lock();
-            if sleepers.is_empty() {
-                return;
-            }
-            let mut index = 0;
-            while index < sleepers.len() {
-                if sleepers[index].wake_ns <= now {
-                    due.push(sleepers.swap_remove(index).process);
-                } else {
-                    index += 1;
-                }
+        let mut index = 0;
+        while index < sleepers.len() {
+            if sleepers[index].wake_ns <= now {
+                due.push(sleepers.swap_remove(index).process);
+            } else {
+                index += 1;
             }
         }
         if !due.is_empty() {
             slot.queue.lock().extend(due);
+            self.events.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -254,7 +317,10 @@ impl<H: KernelHal> Scheduler<H> {
             .enumerate()
             .filter(|(index, _)| *index != thief.0 as usize)
             .max_by_key(|(_, slot)| slot.queue.lock().len())?;
-        victim.1.queue.lock().pop_back()
+        let mut queue = victim.1.queue.lock();
+        let process = queue.pop_back()?;
+        self.note_taken();
+        Some(process)
     }
 
     /// Runs `process` on `cpu` from `now` until it switches back, then does what it
@@ -292,6 +358,8 @@ impl<H: KernelHal> Scheduler<H> {
             }
             Request::Exit => self.finish(process),
         }
+        self.events.fetch_add(1, Ordering::SeqCst);
+        self.running.fetch_sub(1, Ordering::SeqCst);
         now
     }
 

@@ -692,3 +692,28 @@ pub fn spawn_huge() -> String {
       (then (call $exit (i32.const 1))))))"#
     )
 }
+
+/// Waits for a message on a channel whose only send end it holds itself: blocked forever.
+pub fn self_deadlock() -> String {
+    format!(
+        r#"(module {IMPORTS} {IPC_IMPORTS}
+  (memory 1)
+  (data (i32.const 0) "sleeper")
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0) (i32.const 7) (i32.const -1)))
+    (drop (call $channel (i32.const 0x100)))
+    (drop (call $recv (i32.load (i32.const 0x104)) (i32.const 0) (i32.const 10)))))"#
+    )
+}
+
+/// Checks a boot that deadlocked: the blocked process is killed, the others ended.
+pub fn check_deadlock(output: &BootOutput) {
+    assert_eq!(output.status, Some(0), "{}", output.err);
+    assert_eq!(
+        output.status_of("stuck"),
+        "killed: deadlock (blocked forever on a channel)",
+        "{}",
+        output.err
+    );
+    assert_eq!(output.status_of("sleeper"), "0", "{}", output.err);
+}
