@@ -21,7 +21,7 @@ use hal_hosted::{HostedConfig, HostedHal};
 use kernel_core::boot::image::{BootImage, BootRequest, Job, KernelOptions, Program, RunRequest};
 use kernel_core::wasm::compile::CompileOptions;
 use kernel_core::wasm::env::WASM2_FEATURES;
-use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Module, Store, Val};
+use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Func, Module, Store, Val};
 
 /// Boots the hosted kernel on one CPU with `job` and returns how long the boot took.
 fn boot(job: Job) -> Duration {
@@ -236,10 +236,17 @@ const LOOPS: &str = r#"
                      (call $fib (i32.sub (local.get 0) (i32.const 2))))))))
 "#;
 
-fn epoch_checks(c: &mut Criterion) {
-    let mut group = c.benchmark_group("epoch checks");
-    let wasm = wat::parse_str(LOOPS).expect("the program parses");
-    for (label, epoch_checks) in [("with", true), ("without", false)] {
+/// An instance of [`LOOPS`] compiled with or without epoch checks, and its exports.
+struct Loops {
+    store: Store<'static, HostedHal>,
+    count: Func,
+    sum: Func,
+    fib: Func,
+}
+
+impl Loops {
+    fn new(epoch_checks: bool) -> Self {
+        let wasm = wat::parse_str(LOOPS).expect("the program parses");
         let engine: &'static Engine<HostedHal> = Box::leak(Box::new(Engine::new(
             HostedHal::new(HostedConfig::default()),
             EngineConfig {
@@ -259,6 +266,73 @@ fn epoch_checks(c: &mut Criterion) {
             export(&store, "sum"),
             export(&store, "fib"),
         );
+        Self {
+            store,
+            count,
+            sum,
+            fib,
+        }
+    }
+}
+
+/// One call of a [`Loops`] export.
+type Workload = fn(&mut Loops);
+
+/// The epoch checks' cost measured in pairs: each round runs the same work with and
+/// without checks back to back, so that a machine whose load changes during the run
+/// affects both alike; prints the median ratio of 200 rounds per workload.
+fn epoch_checks_paired(_: &mut Criterion) {
+    let mut with = Loops::new(true);
+    let mut without = Loops::new(false);
+    let workloads: [(&str, Workload); 3] = [
+        ("count 1M", |loops| {
+            loops
+                .store
+                .call(loops.count, &[Val::I64(black_box(1_000_000))])
+                .unwrap();
+        }),
+        ("memory loop 100k", |loops| {
+            loops
+                .store
+                .call(loops.sum, &[Val::I32(black_box(100_000))])
+                .unwrap();
+        }),
+        ("fib(25)", |loops| {
+            loops
+                .store
+                .call(loops.fib, &[Val::I32(black_box(25))])
+                .unwrap();
+        }),
+    ];
+    for (name, work) in workloads {
+        let mut ratios: Vec<f64> = (0..200)
+            .map(|_| {
+                let start = Instant::now();
+                work(&mut with);
+                let checked = start.elapsed();
+                let start = Instant::now();
+                work(&mut without);
+                let unchecked = start.elapsed();
+                checked.as_secs_f64() / unchecked.as_secs_f64()
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "epoch checks, paired: {name}: with / without = {:.3} (median of 200 rounds)",
+            ratios[ratios.len() / 2]
+        );
+    }
+}
+
+fn epoch_checks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("epoch checks");
+    for (label, epoch_checks) in [("with", true), ("without", false)] {
+        let Loops {
+            mut store,
+            count,
+            sum,
+            fib,
+        } = Loops::new(epoch_checks);
         group.bench_function(format!("count 1M ({label})"), |b| {
             b.iter(|| {
                 store
@@ -278,6 +352,7 @@ fn epoch_checks(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    epoch_checks_paired,
     epoch_checks,
     process_switch,
     syscall_round_trip,

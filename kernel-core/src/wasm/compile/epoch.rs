@@ -10,13 +10,14 @@
 //! The check points are WebAssembly positions (function entries, `loop` instructions), the
 //! same on every ISA, which is what makes a count of them a machine-independent clock.
 //!
-//! The check is four loads that stay in the L1 cache (the epoch pointer and the store
-//! context from the VMContext, the epoch and the deadline behind them), a compare and a
-//! branch to a cold block. Nothing is kept in a register across the function: caching the
-//! pointers or the deadline in SSA values made them live across whole loops, whose
-//! counters the register allocator then spilled (a counting loop ran 2.4 times slower than
-//! without checks; with the loads it is within a few percent, see `benches/benches/kernel.rs`).
-//! The loads are not marked movable, so loop-invariant code motion leaves them in place.
+//! The check loads the epoch and the store's deadline through two pointers loaded once at
+//! function entry, compares them and branches to a cold block that calls the builtin. Its
+//! cost on tight loops is large (measured with `benches/benches/kernel.rs`, paired runs:
+//! a counting loop of three instructions runs 2.0 times slower, a memory loop 1.5 times,
+//! recursive calls are unaffected): besides the check's own instructions, the call on the
+//! cold path makes every value live across the loop need a callee-saved register or a
+//! stack slot. A stub with Cranelift's `preserve_all` convention between the check and the
+//! builtin would keep the loop's registers; see the README's performance section.
 //!
 //! [`VMStoreContext::epoch_deadline`]: crate::wasm::abi::VMStoreContext::epoch_deadline
 
@@ -34,28 +35,32 @@ use crate::wasm::trap::Trap;
 impl FuncTranslator<'_, '_> {
     /// Emits the function entry's epoch check (when the module has epoch checks).
     pub(super) fn begin_epoch_checks(&mut self) -> Result<(), CompileError> {
-        self.epoch_checks = self.env.options.epoch_checks;
-        self.epoch_check()
-    }
-
-    /// Emits one epoch check at the current position (a function entry or a loop header).
-    pub(super) fn epoch_check(&mut self) -> Result<(), CompileError> {
-        if !self.epoch_checks {
+        if !self.env.options.epoch_checks {
             return Ok(());
         }
-        // Aligned, never trapping, and not movable: reloaded at every check.
         let fixed = MemFlagsData::trusted().with_readonly();
-        let changing = MemFlagsData::trusted();
         let pointer = super::environ::POINTER;
-        let ins = self.builder.ins();
-        let epoch_ptr = ins.load(pointer, fixed, self.vmctx, offset32(VMShape::EPOCH_PTR)?);
-        let epoch = self.builder.ins().load(types::I64, changing, epoch_ptr, 0);
+        let epoch_ptr =
+            self.builder
+                .ins()
+                .load(pointer, fixed, self.vmctx, offset32(VMShape::EPOCH_PTR)?);
         let store_context = self.builder.ins().load(
             pointer,
             fixed,
             self.vmctx,
             offset32(VMShape::STORE_CONTEXT)?,
         );
+        self.epoch_pointers = Some((epoch_ptr, store_context));
+        self.epoch_check()
+    }
+
+    /// Emits one epoch check at the current position (a function entry or a loop header).
+    pub(super) fn epoch_check(&mut self) -> Result<(), CompileError> {
+        let Some((epoch_ptr, store_context)) = self.epoch_pointers else {
+            return Ok(());
+        };
+        let changing = MemFlagsData::trusted();
+        let epoch = self.builder.ins().load(types::I64, changing, epoch_ptr, 0);
         let deadline = self.builder.ins().load(
             types::I64,
             changing,

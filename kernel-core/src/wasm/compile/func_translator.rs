@@ -138,8 +138,9 @@ pub(super) struct FuncTranslator<'env, 'b> {
     functions: BTreeMap<FuncIndex, ir::FuncRef>,
     /// The signature of each builtin, once imported, by [`Builtin`] number.
     builtin_signatures: [Option<SigRef>; Builtin::COUNT],
-    /// Whether the module has epoch checks.
-    pub(super) epoch_checks: bool,
+    /// The epoch pointer and the store context, loaded at function entry, when the module
+    /// has epoch checks.
+    pub(super) epoch_pointers: Option<(Value, Value)>,
     /// Every epoch-check branch with the block it continues in.
     pub(super) epoch_branches: Vec<(ir::Inst, ir::Block)>,
 }
@@ -176,7 +177,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),
             builtin_signatures: [None; Builtin::COUNT],
-            epoch_checks: false,
+            epoch_pointers: None,
             epoch_branches: Vec::new(),
         }
     }
