@@ -49,6 +49,10 @@ pub struct QemuArgs {
     /// Stop a QEMU instance that has not powered off after this many seconds.
     #[arg(long, global = true, value_name = "SECS", default_value_t = 600)]
     timeout: u64,
+    /// QEMU's `-cpu` option instead of the default `rv64,v=true,vlen=128,vext_spec=v1.0`
+    /// (for tests of machines without V or Sv48: `rv64,v=false`, `rv64,sv48=false`).
+    #[arg(long, global = true, value_name = "CPU", hide = true)]
+    qemu_cpu: Option<String>,
     /// What the kernel does.
     #[command(subcommand)]
     command: QemuCommand,
@@ -97,6 +101,9 @@ pub enum QemuCommand {
 
 /// Runs `sim qemu`; returns the exit code.
 pub fn run(options: QemuArgs) -> u8 {
+    if let Some(cpu) = &options.qemu_cpu {
+        let _ = QEMU_CPU.set(cpu.clone());
+    }
     let timeout = Duration::from_secs(options.timeout);
     match options.command {
         QemuCommand::Run {
@@ -451,16 +458,18 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// QEMU's default `-cpu`: a hart with a 128-bit V extension.
+const DEFAULT_QEMU_CPU: &str = "rv64,v=true,vlen=128,vext_spec=v1.0";
+
+/// The `--qemu-cpu` option, when given.
+static QEMU_CPU: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The QEMU command line for `kernel` on `cpus` harts with the initrd `bundle`.
 fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
     let mut command = Command::new(QEMU);
+    let cpu = QEMU_CPU.get().map_or(DEFAULT_QEMU_CPU, String::as_str);
     command
-        .args([
-            "-machine",
-            "virt",
-            "-cpu",
-            "rv64,v=true,vlen=128,vext_spec=v1.0",
-        ])
+        .args(["-machine", "virt", "-cpu", cpu])
         .args(["-nographic", "-bios", "default", "-m", "2G"])
         .arg("-smp")
         .arg(cpus.to_string())

@@ -5,15 +5,26 @@
 //! fake code and the memories of a real hosted store; the unit tests of
 //! `kernel_core::wasm::runtime::trap_handler` check the pure decision (`classify`) case by
 //! case.
+//!
+//! The last test is about the faults that must never happen at all: on CPUs without a
+//! vector unit, a module using `v128` is refused when it loads instead of faulting on a
+//! vector instruction outside any trap site.
 
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
-use kernel_core::hal::{Access, TrapCause, TrapInfo, TrapResponse};
+use kernel_core::hal::{
+    Access, CpuError, CpuId, Cpus, Isa, IsaFeatures, MemoryError, Protection, TrapCause,
+    TrapHandler, TrapInfo, TrapResponse, Traps, VectorFeatures, VirtualMemory,
+};
 use kernel_core::wasm::abi::VMActivation;
+use kernel_core::wasm::compile::CompileError;
 use kernel_core::wasm::env::WASM2_FEATURES;
 use kernel_core::wasm::runtime::trap_handler::{CallContext, handle_trap};
-use kernel_core::wasm::runtime::{CodeInfo, Extern, Func, Module, Store, Val};
+use kernel_core::wasm::runtime::{
+    CodeInfo, Engine, EngineConfig, Extern, Func, LoadError, Module, Store, Val,
+};
 use kernel_core::wasm::trap::Trap;
 use tests::hosted_engine;
 
@@ -214,4 +225,140 @@ fn real_out_of_bounds_accesses_still_trap() {
             other => panic!("expected {trap:?}, got {other:?}"),
         }
     }
+}
+
+/// The hosted HAL, claiming CPUs without a vector unit.
+struct NoVectorUnit(&'static hal_hosted::HostedHal);
+
+impl std::fmt::Debug for NoVectorUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NoVectorUnit")
+    }
+}
+
+impl VirtualMemory for NoVectorUnit {
+    fn page_size(&self) -> usize {
+        self.0.page_size()
+    }
+
+    fn reserve(&self, len: usize) -> Result<NonNull<u8>, MemoryError> {
+        self.0.reserve(len)
+    }
+
+    unsafe fn commit(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+        protection: Protection,
+    ) -> Result<(), MemoryError> {
+        // Safety: the caller keeps the contract, which is the hosted HAL's.
+        unsafe { self.0.commit(addr, len, protection) }
+    }
+
+    unsafe fn protect(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+        protection: Protection,
+    ) -> Result<(), MemoryError> {
+        // Safety: as for `commit`.
+        unsafe { self.0.protect(addr, len, protection) }
+    }
+
+    unsafe fn decommit(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        // Safety: as for `commit`.
+        unsafe { self.0.decommit(addr, len) }
+    }
+
+    unsafe fn release(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        // Safety: as for `commit`.
+        unsafe { self.0.release(addr, len) }
+    }
+
+    unsafe fn publish_code(&self, addr: NonNull<u8>, len: usize) -> Result<(), MemoryError> {
+        // Safety: as for `commit`.
+        unsafe { self.0.publish_code(addr, len) }
+    }
+}
+
+impl Traps for NoVectorUnit {
+    fn install_trap_handler(&self, handler: TrapHandler) {
+        self.0.install_trap_handler(handler);
+    }
+
+    fn set_trap_context(&self, context: usize) -> usize {
+        self.0.set_trap_context(context)
+    }
+}
+
+impl Cpus for NoVectorUnit {
+    fn isa(&self) -> Isa {
+        self.0.isa()
+    }
+
+    fn isa_features(&self) -> IsaFeatures {
+        IsaFeatures::BASE
+    }
+
+    fn cpu_count(&self) -> usize {
+        self.0.cpu_count()
+    }
+
+    fn current_cpu(&self) -> CpuId {
+        self.0.current_cpu()
+    }
+
+    fn start_cpu(
+        &self,
+        cpu: CpuId,
+        entry: fn(CpuId, usize) -> !,
+        arg: usize,
+    ) -> Result<(), CpuError> {
+        self.0.start_cpu(cpu, entry, arg)
+    }
+
+    fn wake_cpu(&self, cpu: CpuId) {
+        self.0.wake_cpu(cpu);
+    }
+}
+
+#[test]
+fn simd_modules_are_refused_without_a_vector_unit() {
+    assert_eq!(
+        hosted_engine().hal().isa_features().vector,
+        Some(VectorFeatures { vlen_bits: 128 })
+    );
+    let engine = Engine::new(NoVectorUnit(hosted_engine().hal()), EngineConfig::default());
+    let uses_v128 = [
+        r#"(module (func (export "f") (result i32)
+             (i32x4.extract_lane 0 (v128.const i32x4 7 0 0 0))))"#,
+        r#"(module (func (param v128)))"#,
+        r#"(module (global v128 (v128.const i64x2 0 0)))"#,
+        r#"(module (func (local v128)))"#,
+    ];
+    for text in uses_v128 {
+        let wasm = wat::parse_str(text).unwrap();
+        match Module::new(&engine, &wasm, WASM2_FEATURES) {
+            Err(error @ LoadError::Compile(CompileError::Unsupported(_))) => {
+                let message = error.to_string();
+                assert!(message.contains("uses v128"), "{message}");
+                assert!(message.contains("no 128-bit vector unit"), "{message}");
+            }
+            other => panic!("{text}: expected an unsupported-module error, got {other:?}"),
+        }
+        // The hosted CPUs, with their vector unit, load it.
+        Module::new(hosted_engine(), &wasm, WASM2_FEATURES).expect(text);
+    }
+    // Scalar modules still load and run.
+    let wasm = wat::parse_str(
+        r#"(module (func (export "f") (result i32) (i32.mul (i32.const 6) (i32.const 7))))"#,
+    )
+    .unwrap();
+    let module = Module::new(&engine, &wasm, WASM2_FEATURES).unwrap();
+    let mut store = Store::new(&engine);
+    let instance = store.instantiate(&module, &[]).unwrap();
+    let Some(Extern::Func(f)) = store.export(instance, "f") else {
+        panic!("f export");
+    };
+    assert_eq!(store.call(f, &[]).unwrap(), vec![Val::I32(42)]);
 }

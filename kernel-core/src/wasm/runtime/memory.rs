@@ -268,8 +268,8 @@ impl<const N: usize> MemoryRegistry<N> {
         let end = start.saturating_add(reserved);
         self.write(|slots, len| {
             let mut kept = 0;
-            for index in 0..*len {
-                let entry = slots[index].load();
+            for slot in &slots[..*len] {
+                let entry = slot.load();
                 let overlaps =
                     entry.start < end && start < entry.start.saturating_add(entry.reserved);
                 if !overlaps {
