@@ -185,11 +185,13 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Self = Self {
-        start: AtomicUsize::new(0),
-        accessible: AtomicUsize::new(0),
-        reserved: AtomicUsize::new(0),
-    };
+    const fn empty() -> Self {
+        Self {
+            start: AtomicUsize::new(0),
+            accessible: AtomicUsize::new(0),
+            reserved: AtomicUsize::new(0),
+        }
+    }
 
     fn load(&self) -> MemoryReservation {
         MemoryReservation {
@@ -239,7 +241,7 @@ impl<const N: usize> MemoryRegistry<N> {
             writer: SpinLock::new(()),
             sequence: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
-            slots: [const { Slot::EMPTY }; N],
+            slots: [const { Slot::empty() }; N],
         }
     }
 
@@ -333,7 +335,7 @@ impl<const N: usize> MemoryRegistry<N> {
     pub fn lookup(&self, address: usize) -> Option<MemoryReservation> {
         loop {
             let before = self.sequence.load(Ordering::Acquire);
-            if before % 2 == 0 {
+            if before.is_multiple_of(2) {
                 let len = self.len.load(Ordering::Relaxed).min(N);
                 // A binary search over the sorted slots: the last one starting at or
                 // below `address`. Torn reads during a write give a wrong answer that
