@@ -7,7 +7,7 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use kernel_core::hal::{CpuError, CpuId, Cpus, Isa};
+use kernel_core::hal::{CpuError, CpuId, Cpus, Isa, IsaFeatures, VectorFeatures};
 
 use crate::interrupts::CpuState;
 use crate::{HOST_ISA, HostedHal};
@@ -60,9 +60,27 @@ impl HostedHal {
     }
 }
 
+/// The host's optional features: the 128-bit SSE vector unit when the CPU has the
+/// baseline the JIT's SIMD lowering uses (SSE3, SSSE3, SSE4.1, SSE4.2, POPCNT; no AVX).
+fn host_isa_features() -> IsaFeatures {
+    let baseline = std::is_x86_feature_detected!("sse3")
+        && std::is_x86_feature_detected!("ssse3")
+        && std::is_x86_feature_detected!("sse4.1")
+        && std::is_x86_feature_detected!("sse4.2")
+        && std::is_x86_feature_detected!("popcnt");
+    IsaFeatures {
+        vector: baseline.then_some(VectorFeatures { vlen_bits: 128 }),
+    }
+}
+
 impl Cpus for HostedHal {
     fn isa(&self) -> Isa {
         HOST_ISA
+    }
+
+    /// x86-64 with its SIMD baseline, as the host's CPUID reports it.
+    fn isa_features(&self) -> IsaFeatures {
+        host_isa_features()
     }
 
     fn cpu_count(&self) -> usize {
@@ -104,5 +122,19 @@ impl Cpus for HostedHal {
         if let Some(state) = self.cpu_states.get(cpu.0 as usize) {
             state.raise();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_reports_its_sse_vector_unit() {
+        // Every x86-64 machine this project runs on has the baseline.
+        assert_eq!(
+            host_isa_features().vector,
+            Some(VectorFeatures { vlen_bits: 128 })
+        );
     }
 }

@@ -26,6 +26,16 @@ pub unsafe fn write_satp(value: u64) {
     unsafe { asm!("csrw satp, {}", "sfence.vma", in(reg) value, options(nostack)) };
 }
 
+/// Reads `satp` back: after [`write_satp`] it holds the written value only when the hart
+/// implements the paging mode asked for (the privileged spec: a write of an unsupported
+/// `MODE` has no effect at all).
+pub fn read_satp() -> u64 {
+    let value: u64;
+    // Safety: reading `satp` in S-mode has no side effect.
+    unsafe { asm!("csrr {}, satp", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
 /// Drops every cached translation of this hart (`sfence.vma` with no operands), after
 /// page table entries changed.
 pub fn flush_tlb() {
@@ -140,4 +150,16 @@ pub unsafe fn enable_vector_unit() {
     // `sstatus.VS` on, S-mode may write it. Only rounding and saturation state change.
     unsafe { asm!("csrw 0x00f, zero", options(nomem, nostack)) };
     VECTOR_UNIT.store(true, Ordering::Release);
+}
+
+/// The width of this hart's vector registers in bits (`8 * vlenb`).
+///
+/// # Safety
+/// The vector unit must be on ([`enable_vector_unit`]): `vlenb` does not exist otherwise.
+pub unsafe fn vector_register_bits() -> u64 {
+    let bytes: u64;
+    // Safety: the caller guarantees the V extension with the unit on, so the read-only
+    // CSR `vlenb` (0xc22) exists; reading it has no side effect.
+    unsafe { asm!("csrr {}, 0xc22", out(reg) bytes, options(nomem, nostack)) };
+    bytes * 8
 }

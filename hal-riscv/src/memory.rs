@@ -168,17 +168,47 @@ fn without(range: Range, holes: &[Range]) -> Vec<Range> {
         .collect()
 }
 
-/// Builds the kernel's page tables for `layout` and turns Sv48 translation on.
+/// Why [`init`] could not turn paging on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitError {
+    /// A mapping failed (out of frames, overlapping ranges).
+    Map(MapError),
+    /// The hart does not implement Sv48: `satp` kept its value when Sv48 was written.
+    NoSv48,
+}
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Map(error) => write!(f, "cannot build the kernel page tables: {error:?}"),
+            Self::NoSv48 => f.write_str(
+                "this machine does not implement Sv48 paging (satp ignored the Sv48 mode); \
+                 the kernel needs Sv48's 128 TiB address space for its 8 GiB linear-memory \
+                 reservations and does not fall back to Sv39",
+            ),
+        }
+    }
+}
+
+impl From<MapError> for InitError {
+    fn from(error: MapError) -> Self {
+        Self::Map(error)
+    }
+}
+
+/// Builds the kernel's page tables for `layout` and turns Sv48 translation on, after
+/// checking that the hart implements Sv48 (by writing `satp` and reading it back).
 ///
 /// # Errors
-/// The [`MapError`] of a mapping that failed (out of frames, overlapping ranges).
+/// [`InitError::Map`] when a mapping failed (out of frames, overlapping ranges),
+/// [`InitError::NoSv48`] when the hart has no Sv48 (paging stays off).
 ///
 /// # Safety
 /// Call once, on the boot hart, with translation off, before any other function of this
 /// module; `layout` must describe the machine: the image's sections, RAM that nothing
 /// else uses (`usable`), devices. The code, stack and statics in use must lie in the
 /// image or the direct map (they are mapped at the same addresses).
-pub unsafe fn init(layout: &Layout<'_>) -> Result<(), MapError> {
+pub unsafe fn init(layout: &Layout<'_>) -> Result<(), InitError> {
     let mut frames = FrameAllocator::new(layout.usable);
     let mut memory = DirectMap(&mut frames);
     let table = PageTable::new(&mut memory)?;
@@ -207,10 +237,14 @@ pub unsafe fn init(layout: &Layout<'_>) -> Result<(), MapError> {
         identity(&mut memory, range, Pte::R | Pte::W)?;
     }
     let satp = page_table::satp(table.root());
-    KERNEL_SATP.store(satp, Ordering::Release);
     // Safety: the tables map the image and the direct map at their physical addresses
-    // (this function's contract), so execution continues undisturbed.
+    // (this function's contract), so execution continues undisturbed; on a hart without
+    // Sv48 the write has no effect and translation stays off.
     unsafe { arch::write_satp(satp) };
+    if arch::read_satp() != satp {
+        return Err(InitError::NoSv48);
+    }
+    KERNEL_SATP.store(satp, Ordering::Release);
     *PAGING.lock() = Some(Paging {
         table,
         frames,

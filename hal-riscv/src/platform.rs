@@ -12,8 +12,8 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use kernel_core::hal::{
     BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, ExecutionContexts, Interrupts,
-    Isa, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler, TrapHandler,
-    Traps, VirtualMemory,
+    Isa, IsaFeatures, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler,
+    TrapHandler, Traps, VectorFeatures, VirtualMemory,
 };
 
 use crate::arch;
@@ -110,6 +110,9 @@ pub struct Platform {
     command_line: &'static str,
     /// The initrd's bytes, if the boot loader placed one.
     initrd: Option<&'static [u8]>,
+    /// What the harts have: the V extension when the device tree's `riscv,isa` names it,
+    /// with the VLEN read from `vlenb`.
+    isa_features: IsaFeatures,
 }
 
 impl Platform {
@@ -182,7 +185,7 @@ impl Platform {
         // layout comes from the linker script and the device tree, and the stack in use is
         // in the image.
         if let Err(error) = unsafe { memory::init(&layout) } {
-            panic!("cannot build the kernel page tables: {error:?}");
+            panic!("{error}");
         }
         let timebase = Timebase::new(machine.timebase_hz);
         trap::set_timebase(timebase);
@@ -191,10 +194,19 @@ impl Platform {
         }
         // Safety: on the boot hart (CPU 0), whose trap stack was just prepared.
         unsafe { trap::enter_cpu(0) };
-        if machine.vector {
+        let isa_features = if machine.vector {
             // Safety: the device tree says every hart has the V extension.
             unsafe { arch::enable_vector_unit() };
-        }
+            // Safety: the unit was just turned on.
+            let vlen_bits = unsafe { arch::vector_register_bits() };
+            IsaFeatures {
+                vector: Some(VectorFeatures {
+                    vlen_bits: u32::try_from(vlen_bits).unwrap_or(u32::MAX),
+                }),
+            }
+        } else {
+            IsaFeatures::BASE
+        };
         let initrd = machine.initrd.map(|range| {
             // Safety: the boot loader placed the initrd there; the memory map reserves it,
             // so no frame overlaps it, and the direct map keeps it readable for good.
@@ -210,6 +222,7 @@ impl Platform {
             memory_map,
             command_line: machine.command_line,
             initrd,
+            isa_features,
         }
     }
 
@@ -270,6 +283,11 @@ impl BootInfo for Platform {
 impl Cpus for Platform {
     fn isa(&self) -> Isa {
         Isa::Riscv64
+    }
+
+    /// The V extension only when the device tree lists it, with the probed VLEN.
+    fn isa_features(&self) -> IsaFeatures {
+        self.isa_features
     }
 
     fn cpu_count(&self) -> usize {

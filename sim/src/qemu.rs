@@ -56,6 +56,10 @@ pub struct QemuArgs {
     #[arg(long, global = true, value_name = "MIB", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(64..=65536))]
     ram: u32,
+    /// QEMU's `-cpu` option instead of the default `rv64,v=true,vlen=128,vext_spec=v1.0`
+    /// (for tests of machines without V or Sv48: `rv64,v=false`, `rv64,sv48=false`).
+    #[arg(long, global = true, value_name = "CPU", hide = true)]
+    qemu_cpu: Option<String>,
     /// What the kernel does.
     #[command(subcommand)]
     command: QemuCommand,
@@ -106,6 +110,9 @@ pub enum QemuCommand {
 
 /// Runs `sim qemu`; returns the exit code.
 pub fn run(options: QemuArgs) -> u8 {
+    if let Some(cpu) = &options.qemu_cpu {
+        let _ = QEMU_CPU.set(cpu.clone());
+    }
     let timeout = Duration::from_secs(options.timeout);
     RAM_MIB.store(options.ram, Ordering::Relaxed);
     let code = match options.command {
@@ -478,16 +485,18 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// QEMU's default `-cpu`: a hart with a 128-bit V extension.
+const DEFAULT_QEMU_CPU: &str = "rv64,v=true,vlen=128,vext_spec=v1.0";
+
+/// The `--qemu-cpu` option, when given.
+static QEMU_CPU: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The QEMU command line for `kernel` on `cpus` harts with the initrd `bundle`.
 fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
     let mut command = Command::new(QEMU);
+    let cpu = QEMU_CPU.get().map_or(DEFAULT_QEMU_CPU, String::as_str);
     command
-        .args([
-            "-machine",
-            "virt",
-            "-cpu",
-            "rv64,v=true,vlen=128,vext_spec=v1.0",
-        ])
+        .args(["-machine", "virt", "-cpu", cpu])
         .args(["-nographic", "-bios", "default", "-m"])
         .arg(format!("{}M", RAM_MIB.load(Ordering::Relaxed)))
         .arg("-smp")

@@ -534,4 +534,62 @@ fn a_deadlock_ends_the_boot_in_qemu() {
         ],
     );
     programs::check_deadlock(&output);
+/// On harts without the V extension (`-cpu rv64,v=false`) the kernel reports no vector
+/// unit: a module using `v128` is refused with status 4 and a clear message instead of
+/// faulting on a vector instruction, and scalar modules still run. A machine without Sv48
+/// stops with a clear message and status 70.
+#[test]
+fn machines_without_v_or_sv48_are_reported_honestly_in_qemu() {
+    let dir = scratch("honest-isa");
+    let simd = dir.join("simd.wat");
+    std::fs::write(
+        &simd,
+        r#"(module (func (export "f") (result i32)
+             (i32x4.extract_lane 1 (i32x4.add (v128.const i32x4 1 2 3 4) (v128.const i32x4 5 6 7 8)))))"#,
+    )
+    .unwrap();
+    let scalar = dir.join("scalar.wat");
+    std::fs::write(
+        &scalar,
+        r#"(module (func (export "f") (result i32) (i32.mul (i32.const 6) (i32.const 7))))"#,
+    )
+    .unwrap();
+    let without_v = ["--qemu-cpu", "rv64,v=false", "run", "--invoke", "f"];
+    let run = |args: &[&str], file: &Path| {
+        let mut all = args.to_vec();
+        all.push(file.to_str().unwrap());
+        sim_qemu(&all)
+    };
+    let refused = run(&without_v, &simd);
+    let err = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{err}");
+    assert!(err.contains("uses v128"), "{err}");
+    assert!(err.contains("no 128-bit vector unit"), "{err}");
+    let scalar_run = run(&without_v, &scalar);
+    assert_eq!(
+        scalar_run.status.code(),
+        Some(0),
+        "{}",
+        text(&scalar_run.stderr)
+    );
+    assert_eq!(text(&scalar_run.stdout), "42\n");
+    // With V (the default `-cpu`) the same SIMD module runs.
+    let with_v = run(&["run", "--invoke", "f"], &simd);
+    assert_eq!(with_v.status.code(), Some(0), "{}", text(&with_v.stderr));
+    assert_eq!(text(&with_v.stdout), "8\n");
+    // QEMU 7.2 (Debian 12) has no `sv48=false`; `mmu=false` takes away every paging mode,
+    // Sv48 included, which the kernel's probe sees the same way.
+    let no_sv48 = run(
+        &[
+            "--qemu-cpu",
+            "rv64,v=true,vlen=128,mmu=false",
+            "run",
+            "--invoke",
+            "f",
+        ],
+        &scalar,
+    );
+    let err = text(&no_sv48.stderr);
+    assert_eq!(no_sv48.status.code(), Some(70), "{err}");
+    assert!(err.contains("does not implement Sv48"), "{err}");
 }

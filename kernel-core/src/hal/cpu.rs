@@ -20,6 +20,36 @@ impl fmt::Display for Isa {
     }
 }
 
+/// The optional instruction-set features of the CPUs, which the JIT may use: what the
+/// machine really has, as the HAL found it (the device tree's ISA string and probes on
+/// riscv64, CPUID hosted). Every CPU of the machine has the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IsaFeatures {
+    /// The vector unit that runs WebAssembly's 128-bit SIMD, if the CPUs have one: the V
+    /// extension on riscv64 (turned on by the HAL, `vcsr` cleared), SSE4.2 with SSSE3 and
+    /// POPCNT on x86-64. `None` means modules using `v128` cannot run.
+    pub vector: Option<VectorFeatures>,
+}
+
+impl IsaFeatures {
+    /// What the JIT assumes when compiling ahead of any machine (tests, listings): a
+    /// vector unit with 128-bit registers.
+    pub const WITH_128_BIT_VECTORS: Self = Self {
+        vector: Some(VectorFeatures { vlen_bits: 128 }),
+    };
+
+    /// No optional feature at all: the base ISA only.
+    pub const BASE: Self = Self { vector: None };
+}
+
+/// A vector unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorFeatures {
+    /// The width of one vector register in bits (riscv64 `VLEN`, `8 * vlenb`; 128 for
+    /// x86-64's XMM registers). WebAssembly SIMD needs at least 128.
+    pub vlen_bits: u32,
+}
+
 /// A CPU number, dense from 0 to [`Cpus::cpu_count`] - 1 (not necessarily the hart id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CpuId(pub u32);
@@ -39,6 +69,11 @@ pub enum CpuError {
 pub trait Cpus {
     /// The instruction set of every CPU.
     fn isa(&self) -> Isa;
+
+    /// The optional features every CPU has (constant after boot). Must not claim what the
+    /// CPUs lack: the JIT emits instructions for every feature reported, and code using a
+    /// missing one faults with an illegal instruction outside any trap site.
+    fn isa_features(&self) -> IsaFeatures;
 
     /// How many CPUs the kernel may use, at least 1, constant after boot.
     fn cpu_count(&self) -> usize;

@@ -22,7 +22,7 @@ mod trap;
 pub use boot::{BootInfo, MemoryKind, MemoryRegion};
 pub use console::{Console, STDERR_PREFIX};
 pub use context::{ContextError, ExecutionContexts};
-pub use cpu::{CpuError, CpuId, Cpus, Isa, Machine};
+pub use cpu::{CpuError, CpuId, Cpus, Isa, IsaFeatures, Machine, VectorFeatures};
 pub use memory::{MemoryError, Protection, VirtualMemory};
 pub use time::{Clock, Interrupts, TimerHandler};
 pub use trap::{Access, Redirect, TrapCause, TrapHandler, TrapInfo, TrapResponse, Traps};

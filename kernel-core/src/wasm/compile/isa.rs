@@ -10,9 +10,11 @@
 //! for `ceil`, `floor`, `trunc` and `nearest` and the `pmovsx`/`pmovzx`/`pminsd`... family,
 //! SSSE3 `pshufb` (swizzles and shuffles), SSE4.2 `pcmpgtq` (`i64x2` comparisons), with SSE3
 //! and POPCNT as the usual baseline; no AVX, so the code runs on any x86-64 machine of the
-//! last fifteen years. riscv64 is the G profile (M, A, F, D, Zicsr, Zifencei) plus the V
+//! last fifteen years. riscv64 is the G profile (M, A, F, D, Zicsr, Zifencei), plus the V
 //! extension with vectors of at least 128 bits (`has_v`, `zvl128b`), which every `v128`
-//! operation needs (see `simd` for what that asks of the platform). The linker refuses any
+//! operation needs (see `simd` for what that asks of the platform), only when the HAL
+//! reports a vector unit of at least 128 bits ([`IsaFeatures::vector`]); without one the
+//! engine refuses modules that use `v128` before compiling them. The linker refuses any
 //! relocation it cannot resolve, so a lowering that still needed a libcall would surface as
 //! a [`CompileError::Link`], not as a bad call.
 
@@ -20,14 +22,33 @@ use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 
 use super::CompileError;
-use crate::hal::Isa;
+use crate::hal::{Isa, IsaFeatures};
 
-/// Builds the Cranelift target for `isa`.
+/// Builds the Cranelift target for `isa` with a 128-bit vector unit
+/// ([`IsaFeatures::WITH_128_BIT_VECTORS`]).
+///
+/// # Errors
+/// As [`target_isa_with`].
+pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
+    target_isa_with(isa, IsaFeatures::WITH_128_BIT_VECTORS)
+}
+
+/// Whether `features` has the vector unit WebAssembly SIMD needs (128-bit registers).
+#[must_use]
+pub fn has_simd_unit(features: IsaFeatures) -> bool {
+    features
+        .vector
+        .is_some_and(|vector| vector.vlen_bits >= 128)
+}
+
+/// Builds the Cranelift target for `isa` on CPUs with `features`: riscv64's V extension
+/// flags (`has_v`, `zvl128b`) are set only when [`has_simd_unit`]. The x86-64 baseline
+/// does not depend on `features`: scalar code needs SSE4.1 for rounding too.
 ///
 /// # Errors
 /// [`CompileError::Isa`] when this build of kernel-core has no backend for `isa` (the
 /// riscv64 kernel carries only its own) or Cranelift refuses a setting.
-pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
+pub fn target_isa_with(isa: Isa, features: IsaFeatures) -> Result<OwnedTargetIsa, CompileError> {
     let mut shared = settings::builder();
     let shared_settings: [(&str, &str); 8] = [
         ("opt_level", "speed"),
@@ -64,7 +85,7 @@ pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
                 "has_popcnt",
             ],
         ),
-        Isa::Riscv64 => (
+        Isa::Riscv64 if has_simd_unit(features) => (
             "riscv64gc-unknown-none-elf",
             &[
                 "has_m",
@@ -75,6 +96,17 @@ pub fn target_isa(isa: Isa) -> Result<OwnedTargetIsa, CompileError> {
                 "has_zifencei",
                 "has_v",
                 "zvl128b",
+            ],
+        ),
+        Isa::Riscv64 => (
+            "riscv64gc-unknown-none-elf",
+            &[
+                "has_m",
+                "has_a",
+                "has_f",
+                "has_d",
+                "has_zicsr",
+                "has_zifencei",
             ],
         ),
     };
@@ -142,5 +174,30 @@ mod tests {
         }
         // Nothing wider: the kernel must run on any V implementation.
         assert!(!enabled.contains(&"has_zvl256b"));
+    }
+
+    #[test]
+    fn riscv64_without_a_vector_unit_has_no_vector_flags() {
+        let enabled = |features| -> alloc::vec::Vec<_> {
+            target_isa_with(Isa::Riscv64, features)
+                .expect("target")
+                .isa_flags()
+                .into_iter()
+                .filter(|v| v.as_bool() == Some(true))
+                .map(|v| v.name)
+                .collect()
+        };
+        let scalar = enabled(IsaFeatures::BASE);
+        assert!(!scalar.contains(&"has_v"), "{scalar:?}");
+        assert!(!scalar.contains(&"has_zvl128b"), "{scalar:?}");
+        assert!(scalar.contains(&"has_d"), "{scalar:?}");
+        let narrow = IsaFeatures {
+            vector: Some(crate::hal::VectorFeatures { vlen_bits: 64 }),
+        };
+        assert!(!enabled(narrow).contains(&"has_v"));
+        let wide = IsaFeatures {
+            vector: Some(crate::hal::VectorFeatures { vlen_bits: 512 }),
+        };
+        assert!(enabled(wide).contains(&"has_v"));
     }
 }

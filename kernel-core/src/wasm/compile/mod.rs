@@ -72,10 +72,10 @@ use cranelift_codegen::{CodegenError, FinalizedRelocTarget};
 use cranelift_frontend::FunctionBuilderContext;
 
 use self::environ::ModuleEnvironment;
-pub use self::isa::target_isa;
+pub use self::isa::{has_simd_unit, target_isa, target_isa_with};
 use self::link::{Artifact, Relocation};
 pub use self::traps::{trap_code, trap_from_code};
-use crate::hal::Isa;
+use crate::hal::{Isa, IsaFeatures};
 use crate::wasm::env::{FuncType, ModuleInfo, VMShape};
 use crate::wasm::indices::{FuncIndex, TypeIndex};
 use crate::wasm::trap::Trap;
@@ -238,7 +238,31 @@ pub fn compile_module(
     wasm: &[u8],
     shape: &VMShape,
 ) -> Result<CompiledModule, CompileError> {
-    let target = target_isa(isa)?;
+    compile_module_for(
+        isa,
+        IsaFeatures::WITH_128_BIT_VECTORS,
+        options,
+        module,
+        wasm,
+        shape,
+    )
+}
+
+/// [`compile_module`] for CPUs with `features` (what the HAL reports): the ISA extensions
+/// follow them ([`target_isa_with`]). The caller must not hand it a module using
+/// `v128` when `features` has no vector unit ([`has_simd_unit`]).
+///
+/// # Errors
+/// As [`compile_module`].
+pub fn compile_module_for(
+    isa: Isa,
+    features: IsaFeatures,
+    options: CompileOptions,
+    module: &ModuleInfo,
+    wasm: &[u8],
+    shape: &VMShape,
+) -> Result<CompiledModule, CompileError> {
+    let target = target_isa_with(isa, features)?;
     let env = ModuleEnvironment::new(module, shape, &*target, options)?;
     let mut compiler = Compiler::new(&*target);
 

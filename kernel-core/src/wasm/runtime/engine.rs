@@ -11,7 +11,7 @@ use core::ptr::NonNull;
 use super::code::{CodeInfo, FunctionCode};
 use super::trap_handler::handle_trap;
 use crate::hal::{Cpus, MemoryError, Protection, Traps, VirtualMemory};
-use crate::wasm::compile::{CompileError, CompileOptions, compile_module};
+use crate::wasm::compile::{CompileError, CompileOptions, compile_module_for, has_simd_unit};
 use crate::wasm::env::{LayoutError, ModuleError, ModuleInfo, VMShape, WasmFeatures, translate};
 
 /// The platform services the WebAssembly runtime needs.
@@ -186,9 +186,30 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
                 available: available as u64,
             });
         }
+        let isa = engine.hal.isa();
+        let isa_features = engine.hal.isa_features();
+        if !has_simd_unit(isa_features) && uses_simd(wasm, features) {
+            return Err(LoadError::Compile(CompileError::Unsupported(
+                alloc::format!(
+                    "SIMD: the module uses v128, and this machine's {isa} CPUs have no 128-bit \
+                 vector unit{}",
+                    match isa {
+                        crate::hal::Isa::Riscv64 => " (the V extension)",
+                        crate::hal::Isa::X86_64 => " (SSE4.2)",
+                    }
+                ),
+            )));
+        }
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
-        let compiled = compile_module(engine.hal.isa(), engine.config.compile, &info, wasm, &shape)
-            .map_err(LoadError::Compile)?;
+        let compiled = compile_module_for(
+            isa,
+            isa_features,
+            engine.config.compile,
+            &info,
+            wasm,
+            &shape,
+        )
+        .map_err(LoadError::Compile)?;
         let hal = &engine.hal;
         let page = hal.page_size();
         let len = compiled.code.len().max(1).div_ceil(page) * page;
@@ -262,6 +283,17 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             .iter()
             .map(|import| (import.module.as_str(), import.name.as_str()))
     }
+}
+
+/// Whether the valid module `wasm` uses a `v128` type or operator anywhere: it validates
+/// with `features` but not without SIMD (the validator rejects every `v128` value type,
+/// in signatures, locals, globals and blocks, and every SIMD operator).
+fn uses_simd(wasm: &[u8], features: WasmFeatures) -> bool {
+    let without = features.difference(WasmFeatures::SIMD | WasmFeatures::RELAXED_SIMD);
+    features.contains(WasmFeatures::SIMD)
+        && wasmparser::Validator::new_with_features(without)
+            .validate_all(wasm)
+            .is_err()
 }
 
 /// Formats `module!function+offset` style frame descriptions.
