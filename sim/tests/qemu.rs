@@ -534,6 +534,8 @@ fn a_deadlock_ends_the_boot_in_qemu() {
         ],
     );
     programs::check_deadlock(&output);
+}
+
 /// On harts without the V extension (`-cpu rv64,v=false`) the kernel reports no vector
 /// unit: a module using `v128` is refused with status 4 and a clear message instead of
 /// faulting on a vector instruction, and scalar modules still run. A machine without Sv48
