@@ -5,75 +5,32 @@
 
 mod programs;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-use programs::{BootOutput, scratch, write};
+use programs::{scenarios, scratch, sim, write};
 
 /// Spinner iterations: about a second of work on the host.
 const SPIN: u64 = 1_500_000_000;
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .expect("sim runs")
-}
-
-/// `sim boot --cpus N [EXTRA...] PROGRAMS...`.
-fn boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
-    let cpus = cpus.to_string();
-    let mut args = vec!["boot", "--cpus", &cpus];
-    args.extend_from_slice(extra);
-    let paths: Vec<String> = programs.iter().map(|p| p.display().to_string()).collect();
-    args.extend(paths.iter().map(String::as_str));
-    BootOutput::parse(&sim(&args))
-}
+/// `sim boot` on the hosted kernel.
+use programs::hosted_boot as boot;
 
 #[test]
 fn a_sleeping_process_keeps_its_rhythm_beside_pure_loops() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("rhythm-{cpus}"));
-        let output = boot(cpus, &[], &programs::rhythm_programs(&dir, SPIN, 500));
-        programs::check_rhythm(&output);
+        scenarios::rhythm(&boot, &scratch(&format!("rhythm-{cpus}")), cpus, SPIN, 500);
     }
 }
 
 #[test]
 fn a_loop_and_a_trap_end_only_their_own_processes() {
     for cpus in [1, 3] {
-        let dir = scratch(&format!("isolation-{cpus}"));
-        let output = boot(
-            cpus,
-            &["--cpu-limit", "0.3"],
-            &programs::isolation_programs(&dir),
-        );
-        programs::check_isolation(&output);
+        scenarios::isolation(&boot, &scratch(&format!("isolation-{cpus}")), cpus);
     }
 }
 
 #[test]
-fn two_hundred_processes_one_after_the_other() {
+fn two_hundred_processes_one_after_the_other_and_fifty_at_once() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("chain-{cpus}"));
-        let output = boot(cpus, &[], &[write(&dir, "chain", &programs::chain(200))]);
-        programs::check_chain(&output, 200);
-    }
-}
-
-#[test]
-fn fifty_processes_at_once() {
-    for cpus in [1, 2] {
-        let dir = scratch(&format!("fanout-{cpus}"));
-        let output = boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "fanout", &programs::fanout(50)),
-                write(&dir, "child", &programs::child()),
-            ],
-        );
-        programs::check_fanout(&output, 50);
+        scenarios::many_processes(&boot, &scratch(&format!("many-{cpus}")), cpus);
     }
 }
 
@@ -88,13 +45,6 @@ fn deep_recursion_growing_memory_is_call_stack_exhausted() {
     assert_eq!(run.status.code(), Some(1));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.starts_with("trap: call stack exhausted\n"), "{err}");
-}
-
-#[test]
-fn syscalls_with_bad_pointers_handles_and_names_fail_with_their_errors() {
-    let dir = scratch("misuse");
-    let output = boot(1, &[], &[write(&dir, "misuse", &programs::misuse())]);
-    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
 }
 
 #[test]

@@ -5,132 +5,28 @@
 mod programs;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use programs::{BootOutput, scratch, write};
+use programs::{BootOutput, scenarios, scratch, sim, write};
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .expect("sim runs")
-}
-
-/// `sim boot --cpus N [EXTRA...] PROGRAMS...`.
-fn boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
-    let cpus = cpus.to_string();
-    let mut args = vec!["boot", "--cpus", &cpus];
-    args.extend_from_slice(extra);
-    let paths: Vec<String> = programs.iter().map(|p| p.display().to_string()).collect();
-    args.extend(paths.iter().map(String::as_str));
-    BootOutput::parse(&sim(&args))
-}
+/// `sim boot` on the hosted kernel.
+use programs::hosted_boot as boot;
 
 #[test]
-fn a_thousand_messages_arrive_in_order_even_after_the_sender_exits() {
+fn a_thousand_messages_arrive_in_order_and_two_hundred_spawns_get_their_own_pids() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("stream-{cpus}"));
-        let output = boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "consumer", &programs::consumer(1000)),
-                write(&dir, "producer", &programs::producer(1000)),
-            ],
-        );
-        assert_eq!(output.status_of("producer"), "0", "{}", output.err);
-        assert_eq!(output.status_of("consumer"), "0", "{}", output.err);
+        scenarios::messages_and_spawns(&boot, &scratch(&format!("messages-{cpus}")), cpus);
     }
 }
 
 #[test]
-fn a_message_too_long_for_the_buffer_stays_queued() {
-    let dir = scratch("small");
-    let output = boot(1, &[], &[write(&dir, "small", &programs::small_buffer())]);
-    assert_eq!(output.status_of("small"), "0", "{}", output.err);
-}
-
-#[test]
-fn every_channel_misuse_gets_its_error() {
-    let dir = scratch("channel-misuse");
-    let output = boot(
-        1,
-        &[],
-        &[
-            write(&dir, "misuse", &programs::channel_misuse()),
-            write(&dir, "worker", &programs::worker()),
-        ],
-    );
-    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
-    // The syscalls of the first ABI table too.
-    let output = boot(1, &[], &[write(&dir, "basic", &programs::misuse())]);
-    assert_eq!(output.status_of("basic"), "0", "{}", output.err);
-}
-
-#[test]
-fn two_hundred_spawns_get_distinct_pids_and_their_own_statuses() {
-    for cpus in [1, 2] {
-        let dir = scratch(&format!("spawns-{cpus}"));
-        let output = boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "spawner", &programs::many_spawns(200)),
-                write(&dir, "exiter", &programs::exiter()),
-            ],
-        );
-        programs::check_many_spawns(&output, 200);
-    }
+fn every_syscall_misuse_gets_its_error() {
+    scenarios::syscall_errors(&boot, &scratch("syscall-errors"));
 }
 
 #[test]
 fn every_limit_is_reached_and_answered() {
-    let dir = scratch("limits");
-    // Handles: two channels fit in four handles, the third does not.
-    let output = boot(
-        1,
-        &["--max-handles", "4"],
-        &[write(&dir, "handles", &programs::handle_hog(2))],
-    );
-    assert_eq!(output.status_of("handles"), "0", "{}", output.err);
-    // Processes: the spawner and two children.
-    let output = boot(
-        2,
-        &["--max-processes", "3"],
-        &[
-            write(&dir, "processes", &programs::process_hog(2)),
-            write(&dir, "idle", &programs::idle()),
-        ],
-    );
-    assert_eq!(output.status_of("processes"), "0", "{}", output.err);
-    // Memory: 16 pages is 1 MiB.
-    let output = boot(
-        1,
-        &["--memory-limit", "1"],
-        &[
-            write(&dir, "grower", &programs::memory_hog(16)),
-            write(
-                &dir,
-                "big",
-                "(module (memory 17) (func (export \"_start\")))",
-            ),
-        ],
-    );
-    assert_eq!(output.status_of("grower"), "0", "{}", output.err);
-    let output = boot(
-        1,
-        &["--memory-limit", "1"],
-        &[write(
-            &dir,
-            "big",
-            "(module (memory 17) (func (export \"_start\")))",
-        )],
-    );
-    assert_eq!(
-        output.status_of("big"),
-        "error: linear memory past the limit of 1048576 bytes"
-    );
+    scenarios::limits(&boot, &scratch("limits"));
 }
 
 #[test]
@@ -229,17 +125,8 @@ fn a_script_of_forty_thousand_modules_with_memories_runs_to_the_end() {
 #[test]
 fn a_deadlock_ends_the_boot_instead_of_hanging_it() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("deadlock-{cpus}"));
         // The sleeper is the only process not blocked: the deadlock is seen once it ends.
-        let output = boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "stuck", &programs::self_deadlock()),
-                write(&dir, "sleeper", &programs::worker()),
-            ],
-        );
-        programs::check_deadlock(&output);
+        scenarios::deadlock(&boot, &scratch(&format!("deadlock-{cpus}")), cpus);
     }
     let dir = scratch("deadlock-run");
     let stuck = write(&dir, "stuck", &programs::self_deadlock());

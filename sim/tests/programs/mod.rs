@@ -717,3 +717,157 @@ pub fn check_deadlock(output: &BootOutput) {
     );
     assert_eq!(output.status_of("sleeper"), "0", "{}", output.err);
 }
+
+/// Runs `sim` with `args` and waits for it.
+pub fn sim(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("sim runs")
+}
+
+/// The arguments of `boot --cpus N [EXTRA...] PROGRAMS...`.
+pub fn boot_args(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> Vec<String> {
+    let mut args = vec!["boot".to_owned(), "--cpus".to_owned(), cpus.to_string()];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    args.extend(programs.iter().map(|path| path.display().to_string()));
+    args
+}
+
+/// `sim boot --cpus N [EXTRA...] PROGRAMS...` on the hosted kernel.
+pub fn hosted_boot(cpus: u32, extra: &[&str], programs: &[PathBuf]) -> BootOutput {
+    let args = boot_args(cpus, extra, programs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    BootOutput::parse(&sim(&args))
+}
+
+/// How a test boots the kernel with programs: `(cpus, extra arguments, programs)`, hosted
+/// or under QEMU.
+pub type Boot<'a> = &'a dyn Fn(u32, &[&str], &[PathBuf]) -> BootOutput;
+
+/// Scenarios that run the same on both HALs: each writes its programs into `dir`, boots
+/// them through `boot`, and checks the outcome.
+pub mod scenarios {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A ticker keeps its rhythm beside two spinners of `spin` iterations.
+    pub fn rhythm(boot: Boot<'_>, dir: &Path, cpus: u32, spin: u64, late_ms: u64) {
+        check_rhythm(&boot(cpus, &[], &rhythm_programs(dir, spin, late_ms)));
+    }
+
+    /// A loop, a trap and a worker: each ends alone.
+    pub fn isolation(boot: Boot<'_>, dir: &Path, cpus: u32) {
+        check_isolation(&boot(
+            cpus,
+            &["--cpu-limit", "0.3"],
+            &isolation_programs(dir),
+        ));
+    }
+
+    /// 200 processes one after the other, then 50 at once.
+    pub fn many_processes(boot: Boot<'_>, dir: &Path, cpus: u32) {
+        check_chain(&boot(cpus, &[], &[write(dir, "chain", &chain(200))]), 200);
+        let output = boot(
+            cpus,
+            &[],
+            &[
+                write(dir, "fanout", &fanout(50)),
+                write(dir, "child", &child()),
+            ],
+        );
+        check_fanout(&output, 50);
+    }
+
+    /// 1000 messages in order, then 200 spawns with distinct pids.
+    pub fn messages_and_spawns(boot: Boot<'_>, dir: &Path, cpus: u32) {
+        let output = boot(
+            cpus,
+            &[],
+            &[
+                write(dir, "consumer", &consumer(1000)),
+                write(dir, "producer", &producer(1000)),
+            ],
+        );
+        assert_eq!(output.status_of("producer"), "0", "{}", output.err);
+        assert_eq!(output.status_of("consumer"), "0", "{}", output.err);
+        let output = boot(
+            cpus,
+            &[],
+            &[
+                write(dir, "spawner", &many_spawns(200)),
+                write(dir, "exiter", &exiter()),
+            ],
+        );
+        check_many_spawns(&output, 200);
+    }
+
+    /// Every syscall misuse gets its error; a too-long message stays queued.
+    pub fn syscall_errors(boot: Boot<'_>, dir: &Path) {
+        let output = boot(
+            1,
+            &[],
+            &[
+                write(dir, "misuse", &channel_misuse()),
+                write(dir, "worker", &worker()),
+            ],
+        );
+        assert_eq!(output.status_of("misuse"), "0", "{}", output.err);
+        let output = boot(1, &[], &[write(dir, "basic", &misuse())]);
+        assert_eq!(output.status_of("basic"), "0", "{}", output.err);
+        let output = boot(1, &[], &[write(dir, "small", &small_buffer())]);
+        assert_eq!(output.status_of("small"), "0", "{}", output.err);
+    }
+
+    /// The handle, process and memory limits are reached and answered.
+    pub fn limits(boot: Boot<'_>, dir: &Path) {
+        // Handles: two channels fit in four handles, the third does not.
+        let output = boot(
+            1,
+            &["--max-handles", "4"],
+            &[write(dir, "handles", &handle_hog(2))],
+        );
+        assert_eq!(output.status_of("handles"), "0", "{}", output.err);
+        // Processes: the spawner and two children.
+        let output = boot(
+            2,
+            &["--max-processes", "3"],
+            &[
+                write(dir, "processes", &process_hog(2)),
+                write(dir, "idle", &idle()),
+            ],
+        );
+        assert_eq!(output.status_of("processes"), "0", "{}", output.err);
+        // Memory: 16 pages is 1 MiB; a program starting with 17 does not start.
+        let output = boot(
+            1,
+            &["--memory-limit", "1"],
+            &[write(dir, "grower", &memory_hog(16))],
+        );
+        assert_eq!(output.status_of("grower"), "0", "{}", output.err);
+        let big = write(
+            dir,
+            "big",
+            "(module (memory 17) (func (export \"_start\")))",
+        );
+        let output = boot(1, &["--memory-limit", "1"], &[big]);
+        assert_eq!(
+            output.status_of("big"),
+            "error: linear memory past the limit of 1048576 bytes"
+        );
+    }
+
+    /// A process blocked forever ends the boot as a deadlock once the others ended.
+    pub fn deadlock(boot: Boot<'_>, dir: &Path, cpus: u32) {
+        let output = boot(
+            cpus,
+            &[],
+            &[
+                write(dir, "stuck", &self_deadlock()),
+                write(dir, "sleeper", &worker()),
+            ],
+        );
+        check_deadlock(&output);
+    }
+}
