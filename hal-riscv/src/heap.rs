@@ -8,6 +8,14 @@
 //! ([`crate::memory::grow_heap`]) and is retried: the heap is limited by RAM, not by a
 //! size fixed at build time. Both heaps are `linked_list_allocator` heaps under one lock;
 //! a block is given back to the heap whose range holds it.
+//!
+//! Small blocks (at most [`LARGEST_CLASS`] bytes, alignment included) do not go through the
+//! linked lists: they come from per-size free lists ([`SizeClasses`]), refilled a chunk at
+//! a time from the heaps. A linked-list heap finds a block by walking its free list, so
+//! with many small blocks freed and kept in between (loading a module with 100 000
+//! imports) every allocation walked thousands of fragments and loading became quadratic:
+//! 20 000 imports took 7 s under QEMU, 100 000 more than 300 s. A size class is one pop
+//! and one push.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -25,6 +33,44 @@ pub const BOOT_HEAP_SIZE: usize = 4 * 1024 * 1024;
 
 /// The smallest amount the main heap grows by.
 pub const GROWTH_STEP: usize = 8 * 1024 * 1024;
+
+/// The largest block the size classes serve; larger ones go to the heaps directly.
+pub const LARGEST_CLASS: usize = 2048;
+
+/// The smallest size class (it holds the free list's link).
+const SMALLEST_CLASS: usize = 16;
+
+/// How many size classes there are: 16, 32, ..., [`LARGEST_CLASS`] bytes.
+const CLASSES: usize = (LARGEST_CLASS / SMALLEST_CLASS).trailing_zeros() as usize + 1;
+
+/// The bytes a size class takes from the heaps at a time (aligned to a page, so that every
+/// block in it is aligned to its own size).
+const CHUNK: usize = 64 * 1024;
+
+/// Free lists of small blocks, one per power-of-two size: each free block holds the
+/// address of the next (0 ends the list).
+struct SizeClasses {
+    heads: [usize; CLASSES],
+}
+
+impl SizeClasses {
+    /// The class serving `layout`, if it is small enough: blocks of a class are aligned to
+    /// their size, so the class is the power of two at least as large as both the size and
+    /// the alignment.
+    fn class_of(layout: Layout) -> Option<usize> {
+        let size = layout.size().max(layout.align()).max(SMALLEST_CLASS);
+        if size > LARGEST_CLASS {
+            return None;
+        }
+        let rounded = size.next_power_of_two();
+        Some((rounded / SMALLEST_CLASS).trailing_zeros() as usize)
+    }
+
+    /// The block size of class `class`.
+    const fn block_size(class: usize) -> usize {
+        SMALLEST_CLASS << class
+    }
+}
 
 /// The boot heap's memory, page aligned.
 #[repr(C, align(4096))]
@@ -44,6 +90,7 @@ struct Heaps {
     boot_ready: bool,
     main: Heap,
     main_ready: bool,
+    classes: SizeClasses,
 }
 
 /// The global allocator.
@@ -55,6 +102,9 @@ static ALLOCATOR: KernelAllocator = KernelAllocator(SpinLock::new(Heaps {
     boot_ready: false,
     main: Heap::empty(),
     main_ready: false,
+    classes: SizeClasses {
+        heads: [0; CLASSES],
+    },
 }));
 
 /// Hands the boot region to the allocator. Call once before the first allocation; later
@@ -106,7 +156,57 @@ impl Heaps {
         true
     }
 
+    /// A block of size class `class`: the head of its free list, refilled with a fresh
+    /// chunk from the heaps when empty.
+    fn allocate_small(&mut self, class: usize) -> Option<NonNull<u8>> {
+        if self.classes.heads[class] == 0 {
+            let chunk = Layout::from_size_align(CHUNK, PAGE_SIZE).ok()?;
+            let start = self.allocate_large(chunk)?.as_ptr() as usize;
+            let size = SizeClasses::block_size(class);
+            // Thread the chunk's blocks into the list, last first, so the list runs upward.
+            let mut next = 0usize;
+            for block in (start..start + CHUNK).step_by(size).rev() {
+                // Safety: `block` lies in the chunk just allocated, which nothing else uses,
+                // and is aligned to `size` >= 16 bytes (the chunk is page aligned).
+                unsafe { (block as *mut usize).write(next) };
+                next = block;
+            }
+            self.classes.heads[class] = next;
+        }
+        let block = self.classes.heads[class];
+        // Safety: `block` is the head of the free list: a free block of this class whose
+        // first word holds the next free block's address.
+        self.classes.heads[class] = unsafe { (block as *const usize).read() };
+        NonNull::new(block as *mut u8)
+    }
+
+    /// Gives a block of class `class` back to its free list.
+    ///
+    /// # Safety
+    /// `block` must have come from [`Heaps::allocate_small`] for the same class and must
+    /// no longer be used.
+    unsafe fn deallocate_small(&mut self, block: NonNull<u8>, class: usize) {
+        // Safety: the block is free (the caller's contract), at least 16 bytes and aligned
+        // to its size: its first word can hold the link.
+        unsafe {
+            block
+                .as_ptr()
+                .cast::<usize>()
+                .write(self.classes.heads[class])
+        };
+        self.classes.heads[class] = block.as_ptr() as usize;
+    }
+
     fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        match SizeClasses::class_of(layout) {
+            Some(class) => self.allocate_small(class),
+            None => self.allocate_large(layout),
+        }
+    }
+
+    /// A block straight from the linked-list heaps (the main heap first, then the boot
+    /// heap, then the main heap grown).
+    fn allocate_large(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         if self.main_ready
             && let Ok(block) = self.main.allocate_first_fit(layout)
         {
@@ -143,7 +243,11 @@ unsafe impl GlobalAlloc for KernelAllocator {
             return;
         };
         let mut heaps = self.0.lock();
-        if heaps.in_boot_heap(pointer) {
+        if let Some(class) = SizeClasses::class_of(layout) {
+            // Safety: blocks of a small layout come from its size class (`allocate`), and
+            // the caller gives it back once (GlobalAlloc's contract).
+            unsafe { heaps.deallocate_small(block, class) };
+        } else if heaps.in_boot_heap(pointer) {
             // Safety: the caller passes a block `alloc` returned with this layout, and it
             // lies in the boot heap, so the boot heap handed it out.
             unsafe { heaps.boot.deallocate(block, layout) };
