@@ -5,8 +5,8 @@
 //! `bulk` (or `StoreInner::grow_memory`), turning its result into the status or size
 //! generated code expects. The store's `&mut` lasts only as long as the operation (see the
 //! aliasing rules of the `store` module): the call that runs the generated code holds no
-//! reference to the store meanwhile. None of them panics or unwinds: an index that does not fit is a
-//! failure status, like any out-of-bounds range.
+//! reference to the store meanwhile. None of them panics or unwinds: an index that does not
+//! fit is a failure status, like any out-of-bounds range.
 
 use core::ptr::NonNull;
 

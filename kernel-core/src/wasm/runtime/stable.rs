@@ -5,7 +5,7 @@
 //! memory, table and global definitions). A `Box` would not do: moving a `Box` (into a
 //! vector, out of a function) asserts that it is the only pointer to its contents, which
 //! invalidates every raw pointer made from it before (Stacked and Tree Borrows treat a
-//! `Box` like a `&mut`). [`StableBox`] keeps the pointer `Box::into_raw` returned: every
+//! `Box` like a `&mut`). [`StableBox`] keeps the pointer `Box::leak` returned: every
 //! raw pointer handed out ([`StableBox::as_ptr`]) shares its provenance, moving the
 //! `StableBox` asserts nothing, and references are made only for as long as a borrow of the
 //! `StableBox` lasts ([`Deref`], [`DerefMut`]).

@@ -9,7 +9,7 @@
 //! overlapping, which Miri checks on the tests that do not run generated code:
 //!
 //! - The [`StoreInner`] is allocated once and owned through its *root* pointer
-//!   ([`Store::inner`], from `Box::into_raw`, freed in `Drop`). Every other pointer to it
+//!   (the `inner` field of [`Store`], from `Box::leak`, freed in `Drop`). Every other pointer to it
 //!   (each instance's [`InstanceState::store`], [`StoreInner::root`]) is a copy of the
 //!   root, and every pointer into it that generated code holds (the VMContext header's
 //!   store context and builtin array) is made from the root without a reference.
@@ -243,7 +243,7 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
 
 /// A store: instances and the objects they share. Dropping it frees them all.
 pub struct Store<'e, H: RuntimeHal> {
-    /// The root pointer of the store (from `Box::into_raw`, freed in `Drop`); see the
+    /// The root pointer of the store (from `Box::leak`, freed in `Drop`); see the
     /// module's aliasing rules.
     inner: NonNull<StoreInner<'e, H>>,
     /// The store owns its `StoreInner`.
