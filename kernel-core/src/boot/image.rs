@@ -1078,6 +1078,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "decodes every prefix or corruption of a bundle, safe code: minutes under Miri"
+    )]
     fn every_truncation_is_an_error() {
         for bundle in [wast_bundle(), run_bundle(), boot_bundle()] {
             let bytes = bundle.encode();
@@ -1091,6 +1095,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "decodes every prefix or corruption of a bundle, safe code: minutes under Miri"
+    )]
     fn corrupted_bytes_never_panic() {
         // Flip every byte of the encoding in turn: decoding must fail or give some
         // bundle, never panic or allocate without bound.

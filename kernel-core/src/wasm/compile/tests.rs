@@ -75,6 +75,10 @@ fn has_trap(compiled: &CompiledModule, trap: Trap) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn empty_module_has_only_the_entry_trampoline() {
     for compiled in compile_both("(module)") {
         assert!(compiled.functions.is_empty());
@@ -85,6 +89,10 @@ fn empty_module_has_only_the_entry_trampoline() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn control_flow() {
     let wat = r#"
     (module
@@ -153,6 +161,10 @@ fn control_flow() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn integer_operators() {
     let mut body = String::new();
     for ty in ["i32", "i64"] {
@@ -202,6 +214,10 @@ fn integer_operators() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn float_operators() {
     let mut body = String::new();
     for ty in ["f32", "f64"] {
@@ -229,6 +245,10 @@ fn float_operators() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn conversions() {
     let mut body = String::new();
     for int in ["i32", "i64"] {
@@ -259,6 +279,10 @@ fn conversions() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn memory_operators() {
     let wat = r#"
     (module
@@ -302,6 +326,10 @@ fn memory_operators() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn imported_and_shared_memories() {
     let wat = r#"
     (module
@@ -325,6 +353,10 @@ fn imported_and_shared_memories() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn globals_and_locals() {
     let wat = r#"
     (module
@@ -349,6 +381,10 @@ fn globals_and_locals() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn calls() {
     let wat = r#"
     (module
@@ -399,6 +435,10 @@ fn calls() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn references_and_table_access() {
     let wat = r#"
     (module
@@ -428,6 +468,10 @@ fn references_and_table_access() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn identical_types_share_trampolines() {
     let wat = r#"
     (module
@@ -447,6 +491,10 @@ fn identical_types_share_trampolines() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn srclocs_point_into_the_function_bodies() {
     let wat = r#"
     (module
@@ -492,6 +540,10 @@ fn srclocs_point_into_the_function_bodies() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn bulk_operators_call_builtins_and_trap_on_their_status() {
     let wat = r#"
 (module
@@ -532,6 +584,10 @@ fn bulk_operators_call_builtins_and_trap_on_their_status() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn unsupported_operators_are_reported() {
     // Fixed-width SIMD is supported (`simd`); its relaxed successor and tail calls are not.
     let cases = [
@@ -601,6 +657,10 @@ fn a_mismatched_layout_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
 fn deep_nesting_and_many_locals() {
     let mut body = String::new();
     for _ in 0..200 {

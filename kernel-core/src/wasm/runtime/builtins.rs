@@ -3,8 +3,12 @@
 //! Each is a thin `extern "C"` shim with the signature [`crate::wasm::abi`] gives it: it
 //! finds the calling instance and its store from the VMContext and calls the operation in
 //! `bulk` (or `StoreInner::grow_memory`), turning its result into the status or size
-//! generated code expects. None of them panics or unwinds: an index that does not fit is a
-//! failure status, like any out-of-bounds range.
+//! generated code expects. The store's `&mut` lasts only as long as the operation (see the
+//! aliasing rules of the `store` module): the call that runs the generated code holds no
+//! reference to the store meanwhile. None of them panics or unwinds: an index that does not
+//! fit is a failure status, like any out-of-bounds range.
+
+use core::ptr::NonNull;
 
 use super::engine::RuntimeHal;
 use super::instance::InstanceState;
@@ -38,26 +42,41 @@ pub(crate) fn builtin_array<H: RuntimeHal>() -> [usize; Builtin::COUNT] {
     array
 }
 
-/// The store of the instance whose VMContext is `vmctx`, and the instance's id in it.
+/// The root pointer of the store of the instance whose VMContext is `vmctx`, and the
+/// instance's id in it.
+///
+/// # Safety
+/// `vmctx` must be the VMContext of a live instance of a store on platform `H`.
+unsafe fn caller<'s, H: RuntimeHal>(
+    vmctx: *mut VMContext,
+) -> (NonNull<StoreInner<'s, H>>, InstanceId) {
+    // Safety: the caller guarantees a live instance; its state sits behind the pointer
+    // before the vmctx. The fields are read by value, without a reference that could
+    // outlive this line.
+    let (store, id) = unsafe {
+        let state = InstanceState::from_vmctx(vmctx).as_ptr();
+        ((*state).store, (*state).id)
+    };
+    (store.cast::<StoreInner<'s, H>>(), id)
+}
+
+/// Runs `operation` on the store of the instance whose VMContext is `vmctx`, with a
+/// `&mut` borrow of the store that lasts only as long as `operation`.
 ///
 /// # Safety
 /// `vmctx` must be the VMContext of a live instance of a store on platform `H`, and the
-/// call must come from that instance's generated code (so the store is lent out to the
-/// running call and nothing else uses it), for as long as the result is used.
-unsafe fn caller<'s, H: RuntimeHal>(
+/// call must come from that instance's generated code: the store is lent out to the
+/// running call (`StoreInner::call_raw`), which holds no reference to it meanwhile, and
+/// `operation` runs no code that could borrow the store again.
+unsafe fn with_store<H: RuntimeHal, R>(
     vmctx: *mut VMContext,
-) -> (&'s mut StoreInner<'s, H>, InstanceId) {
-    // The reference to the state ends in this block: everything afterwards goes through
-    // the store, which owns the state.
-    let (store, id) = {
-        // Safety: the caller guarantees a live instance; its state sits just before the
-        // vmctx.
-        let instance = unsafe { InstanceState::from_vmctx(vmctx) };
-        (instance.store, instance.id)
-    };
-    // Safety: the instance's store pointer is valid while the instance lives, and
-    // generated code runs only inside `Store::call`, which lent the store out.
-    (unsafe { &mut *store.cast::<StoreInner<'s, H>>() }, id)
+    operation: impl FnOnce(&mut StoreInner<'_, H>, InstanceId) -> R,
+) -> R {
+    // Safety: the caller's contract is `caller`'s.
+    let (store, instance) = unsafe { caller::<H>(vmctx) };
+    // Safety: the store is live while its instance is, and no other reference to it is
+    // in use (the caller's contract); the borrow ends when `operation` returns.
+    operation(unsafe { &mut *store.as_ptr() }, instance)
 }
 
 /// The status generated code traps on.
@@ -74,24 +93,27 @@ fn status(result: Result<(), Trap>) -> u64 {
 /// # Safety
 /// `vmctx` must be the VMContext of a live instance of a store on platform `H`, called
 /// from that instance's generated code (so the store is not otherwise borrowed).
-unsafe extern "C" fn memory_grow<H: RuntimeHal>(
+pub(super) unsafe extern "C" fn memory_grow<H: RuntimeHal>(
     vmctx: *mut VMContext,
     memory_index: u64,
     delta: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    let memory = usize::try_from(memory_index).ok().and_then(|index| {
-        store
-            .instances
-            .get(instance.0)?
-            .memories
-            .get(index)
-            .copied()
-    });
-    memory
-        .and_then(|memory| store.grow_memory(memory, delta))
-        .unwrap_or(u64::MAX)
+    // Safety: the caller's contract is `with_store`'s.
+    unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            let memory = usize::try_from(memory_index).ok().and_then(|index| {
+                store
+                    .instances
+                    .get(instance.0)?
+                    .memories
+                    .get(index)
+                    .copied()
+            });
+            memory
+                .and_then(|memory| store.grow_memory(memory, delta))
+                .unwrap_or(u64::MAX)
+        })
+    }
 }
 
 /// `memory.copy`; see [`Builtin::MemoryCopy`].
@@ -106,26 +128,32 @@ unsafe extern "C" fn memory_copy<H: RuntimeHal>(
     src: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    status(store.memory_copy(instance, dst_memory, dst, src_memory, src, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.memory_copy(instance, dst_memory, dst, src_memory, src, len)
+        })
+    })
 }
 
 /// `memory.fill`; see [`Builtin::MemoryFill`].
 ///
 /// # Safety
 /// As for [`memory_grow`].
-unsafe extern "C" fn memory_fill<H: RuntimeHal>(
+pub(super) unsafe extern "C" fn memory_fill<H: RuntimeHal>(
     vmctx: *mut VMContext,
     memory_index: u64,
     dst: u64,
     byte: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
     let [byte, ..] = byte.to_le_bytes();
-    status(store.memory_fill(instance, memory_index, dst, byte, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.memory_fill(instance, memory_index, dst, byte, len)
+        })
+    })
 }
 
 /// `memory.init`; see [`Builtin::MemoryInit`].
@@ -140,9 +168,12 @@ unsafe extern "C" fn memory_init<H: RuntimeHal>(
     src: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    status(store.memory_init(instance, memory_index, data_index, dst, src, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.memory_init(instance, memory_index, data_index, dst, src, len)
+        })
+    })
 }
 
 /// `data.drop`; see [`Builtin::DataDrop`].
@@ -150,9 +181,12 @@ unsafe extern "C" fn memory_init<H: RuntimeHal>(
 /// # Safety
 /// As for [`memory_grow`].
 unsafe extern "C" fn data_drop<H: RuntimeHal>(vmctx: *mut VMContext, data_index: u64) {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    store.data_drop(instance, data_index);
+    // Safety: the caller's contract is `with_store`'s.
+    unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.data_drop(instance, data_index)
+        })
+    };
 }
 
 /// `table.grow`; see [`Builtin::TableGrow`].
@@ -160,18 +194,22 @@ unsafe extern "C" fn data_drop<H: RuntimeHal>(vmctx: *mut VMContext, data_index:
 /// # Safety
 /// As for [`memory_grow`]; `init` must be a valid element of the table (a `VMFuncRef`
 /// pointer of the store for `funcref` tables), which validated generated code guarantees.
-unsafe extern "C" fn table_grow<H: RuntimeHal>(
+pub(super) unsafe extern "C" fn table_grow<H: RuntimeHal>(
     vmctx: *mut VMContext,
     table_index: u64,
     init: u64,
     delta: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    usize::try_from(init)
-        .ok()
-        .and_then(|init| store.table_grow(instance, table_index, init, delta))
-        .unwrap_or(u64::MAX)
+    let Ok(init) = usize::try_from(init) else {
+        return u64::MAX;
+    };
+    // Safety: the caller's contract is `with_store`'s.
+    unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.table_grow(instance, table_index, init, delta)
+        })
+    }
+    .unwrap_or(u64::MAX)
 }
 
 /// `table.copy`; see [`Builtin::TableCopy`].
@@ -186,9 +224,12 @@ unsafe extern "C" fn table_copy<H: RuntimeHal>(
     src: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    status(store.table_copy(instance, dst_table, dst, src_table, src, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.table_copy(instance, dst_table, dst, src_table, src, len)
+        })
+    })
 }
 
 /// `table.fill`; see [`Builtin::TableFill`].
@@ -202,12 +243,15 @@ unsafe extern "C" fn table_fill<H: RuntimeHal>(
     value: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
     let Ok(value) = usize::try_from(value) else {
         return BUILTIN_OUT_OF_BOUNDS;
     };
-    status(store.table_fill(instance, table_index, dst, value, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.table_fill(instance, table_index, dst, value, len)
+        })
+    })
 }
 
 /// `table.init`; see [`Builtin::TableInit`].
@@ -222,9 +266,12 @@ unsafe extern "C" fn table_init<H: RuntimeHal>(
     src: u64,
     len: u64,
 ) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    status(store.table_init(instance, table_index, elem_index, dst, src, len))
+    // Safety: the caller's contract is `with_store`'s.
+    status(unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.table_init(instance, table_index, elem_index, dst, src, len)
+        })
+    })
 }
 
 /// `elem.drop`; see [`Builtin::ElemDrop`].
@@ -232,19 +279,26 @@ unsafe extern "C" fn table_init<H: RuntimeHal>(
 /// # Safety
 /// As for [`memory_grow`].
 unsafe extern "C" fn elem_drop<H: RuntimeHal>(vmctx: *mut VMContext, elem_index: u64) {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, instance) = unsafe { caller::<H>(vmctx) };
-    store.elem_drop(instance, elem_index);
+    // Safety: the caller's contract is `with_store`'s.
+    unsafe {
+        with_store::<H, _>(vmctx, |store, instance| {
+            store.elem_drop(instance, elem_index)
+        })
+    };
 }
 
 /// The epoch deadline passed: runs the store's epoch handler (which may let other work
-/// run first). Returns 0 to go on, non-zero to trap with `interrupted`.
+/// run first, with no borrow of the store in use). Returns 0 to go on, non-zero to trap
+/// with `interrupted`.
 ///
 /// # Safety
 /// `vmctx` must be the VMContext of a live instance of a store on platform `H`, called
 /// from that instance's generated code (so the store is not otherwise borrowed).
-unsafe extern "C" fn epoch_interrupt<H: RuntimeHal>(vmctx: *mut VMContext) -> u64 {
-    // Safety: the caller's contract is `caller`'s.
-    let (store, _) = unsafe { caller::<H>(vmctx) };
-    u64::from(store.epoch_interrupt())
+pub(super) unsafe extern "C" fn epoch_interrupt<H: RuntimeHal>(vmctx: *mut VMContext) -> u64 {
+    // Safety: the caller's contract is `caller`'s; the store is lent out to the running
+    // call, which holds no reference to it (`StoreInner::call_raw`).
+    u64::from(unsafe {
+        let (store, _) = caller::<H>(vmctx);
+        StoreInner::epoch_interrupt(store)
+    })
 }

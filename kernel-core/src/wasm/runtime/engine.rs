@@ -313,3 +313,48 @@ pub(crate) fn describe_function(code: &CodeInfo, func: crate::wasm::indices::Fun
     }
     text
 }
+
+#[cfg(test)]
+impl<'e, H: RuntimeHal> Module<'e, H> {
+    /// A module translated and laid out but not compiled, for tests that never run its code
+    /// (under Miri, which would take minutes to run Cranelift): every function's code
+    /// address is 0, and the trampolines' addresses are the start of one empty page.
+    pub(crate) fn without_code(
+        engine: &'e Engine<H>,
+        wasm: &[u8],
+        features: WasmFeatures,
+    ) -> Result<Self, LoadError> {
+        let info = translate(wasm, features).map_err(LoadError::Module)?;
+        let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
+        let hal = &engine.hal;
+        let len = hal.page_size();
+        let base = hal.reserve(len).map_err(LoadError::Memory)?;
+        let start = base.as_ptr() as usize;
+        let code = Arc::new(CodeInfo {
+            start,
+            len: 0,
+            module_name: info.name.clone(),
+            functions: Box::new([]),
+            num_imported_functions: info.num_imported_functions,
+            traps: Box::new([]),
+            function_names: info.function_names.clone(),
+        });
+        let trampolines = alloc::vec![start; info.types.len()].into_boxed_slice();
+        let inner = ModuleCode {
+            array_shims: trampolines.clone(),
+            wasm_to_host: trampolines,
+            entry: start,
+            wasm: wasm.into(),
+            info,
+            shape,
+            code,
+            region: (base, len),
+            release: release_region::<H>,
+            hal: core::ptr::from_ref(hal).cast(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            engine: PhantomData,
+        })
+    }
+}

@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::instance::InstanceState;
+use super::stable::StableBox;
 use super::values::Val;
 use crate::wasm::abi::{HOST_FUNC_MAGIC, VALUE_SLOT_SIZE, VMHostFuncContext};
 use crate::wasm::env::FuncType;
@@ -78,10 +79,15 @@ pub(crate) struct HostFunc<'e> {
 }
 
 impl<'e> HostFunc<'e> {
-    /// Boxes a host function of engine-wide type `type_index`. The box's address is
-    /// stable: the store never moves it.
-    pub(crate) fn new(ty: FuncType, type_index: u32, callback: HostCallback<'e>) -> Box<Self> {
-        let mut func = Box::new(Self {
+    /// Boxes a host function of engine-wide type `type_index`, its context's `data`
+    /// pointing back at it (with the box's own provenance, so that host calls may use it
+    /// while the store holds the box).
+    pub(crate) fn new(
+        ty: FuncType,
+        type_index: u32,
+        callback: HostCallback<'e>,
+    ) -> StableBox<Self> {
+        let func = StableBox::new(Self {
             context: VMHostFuncContext {
                 magic: HOST_FUNC_MAGIC,
                 type_index,
@@ -92,16 +98,21 @@ impl<'e> HostFunc<'e> {
             callback,
             last_error: None,
         });
-        func.context.data = core::ptr::from_mut::<Self>(&mut func).cast();
+        let data = func.as_ptr().cast();
+        // Safety: the box was just made and no reference to it is in use.
+        unsafe { (*func.as_ptr()).context.data = data };
         func
     }
 
+    /// The address of the host function's [`VMHostFuncContext`] (its `callee_vmctx`),
+    /// with the provenance of the box `func`.
+    pub(crate) fn context_pointer(func: &StableBox<Self>) -> *mut VMHostFuncContext {
+        // Safety: the box is alive while borrowed; no reference is made.
+        unsafe { &raw mut (*func.as_ptr()).context }
+    }
+
     /// Calls the callback with typed values.
-    pub(crate) fn call(
-        &mut self,
-        caller: &mut Caller<'_>,
-        args: &[Val],
-    ) -> Result<Vec<Val>, String> {
+    pub(crate) fn call(&self, caller: &mut Caller<'_>, args: &[Val]) -> Result<Vec<Val>, String> {
         let mut results: Vec<Val> = self.ty.results.iter().map(|ty| Val::zero(*ty)).collect();
         (self.callback)(caller, args, &mut results)?;
         let well_typed = results.len() == self.ty.results.len()
@@ -130,8 +141,18 @@ unsafe extern "C" fn host_call(
     capacity: u32,
 ) -> u32 {
     // Safety: the caller guarantees `context` belongs to a live `HostFunc`, whose `data`
-    // points back at it; the trampoline that calls this holds no other reference to it.
-    let func = unsafe { &mut *(*context).data.cast::<HostFunc<'_>>() };
+    // points back at it with the provenance of its `StableBox`.
+    let pointer = unsafe { (*context).data.cast::<HostFunc<'_>>() };
+    let fail = |message: String| {
+        // Safety: the shared borrow of the function (below) has ended when this runs;
+        // nothing else refers to `last_error` during a host call (the store reads it
+        // only after the call into WebAssembly returned).
+        unsafe { (*pointer).last_error = Some(message) };
+        1
+    };
+    // Safety: live, as above; host functions are only read during calls (their
+    // `last_error` aside, written through the raw pointer once this borrow ended).
+    let func = unsafe { &*pointer };
     // Safety: wasm-to-host trampolines pass the VMContext of the calling instance, which
     // is live and linked back, and whose code is suspended in this call.
     let memory = unsafe { caller_memory(caller_vmctx) };
@@ -139,8 +160,7 @@ unsafe extern "C" fn host_call(
     let slot = VALUE_SLOT_SIZE as usize;
     let needed = func.ty.params.len().max(func.ty.results.len());
     if (capacity as usize) < needed {
-        func.last_error = Some(String::from("host call with too few value slots"));
-        return 1;
+        return fail(String::from("host call with too few value slots"));
     }
     let read = |index: usize| {
         let mut bytes = [0u8; VALUE_SLOT_SIZE as usize];
@@ -168,10 +188,7 @@ unsafe extern "C" fn host_call(
             }
             0
         }
-        Err(message) => {
-            func.last_error = Some(message);
-            1
-        }
+        Err(message) => fail(message),
     }
 }
 
@@ -192,9 +209,12 @@ unsafe fn caller_memory<'a>(vmctx: *mut VMContext) -> Option<&'a mut [u8]> {
     if magic != VMCONTEXT_MAGIC {
         return None;
     }
-    // Safety: the magic says it is an instance's VMContext, live by the caller's contract.
-    let state = unsafe { InstanceState::from_vmctx(vmctx) };
-    let definition = *state.memory_definitions.first()?;
+    // Safety: the magic says it is an instance's VMContext, live by the caller's contract;
+    // the shared borrow of its memory list ends in this statement, and no `&mut` to the
+    // state is in use while its code is suspended in a host call.
+    let definition = *unsafe { InstanceState::from_vmctx(vmctx).as_ref() }
+        .memory_definitions
+        .first()?;
     // Safety: memory definitions live as long as the store of the instance; the base and
     // length describe committed read+write bytes (the memory's accessible size), which no
     // one else touches while the instance's code waits for this host call.

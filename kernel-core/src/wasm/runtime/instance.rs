@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use super::engine::ModuleCode;
+use super::stable::StableBox;
 use super::store::{Func, InstanceId, MemoryId, TableId};
 use crate::wasm::vm::vmcontext::{VMContext, VMGlobalDefinition, VMMemoryDefinition};
 
@@ -14,16 +15,20 @@ use crate::wasm::vm::vmcontext::{VMContext, VMGlobalDefinition, VMMemoryDefiniti
 /// [`InstanceState`] (16, to keep the VMContext 16-aligned).
 const STATE_POINTER_SPACE: usize = 16;
 
-/// Everything the runtime keeps about an instance. Boxed, so its address is stable; the
-/// word before the VMContext points at it, which is how builtins find it.
+/// Everything the runtime keeps about an instance. Kept in a [`StableBox`], so its address
+/// is stable; the word before the VMContext points at it, which is how builtins and host
+/// calls find it ([`InstanceState::from_vmctx`]).
 #[derive(Debug)]
 pub(crate) struct InstanceState {
-    /// The VMContext allocation: the state pointer, then the VMContext.
-    allocation: Box<[u128]>,
+    /// The VMContext allocation: the state pointer, then the VMContext. Generated code
+    /// reads and writes the VMContext through raw pointers made from this allocation's own
+    /// pointer ([`InstanceState::vmctx`]), never through a reference.
+    allocation: StableBox<[u128]>,
     /// The module this instantiates.
     pub(crate) module: Arc<ModuleCode>,
-    /// The store (a `StoreInner<H>`), for builtins.
-    pub(crate) store: *mut (),
+    /// The store's root pointer (a `*mut StoreInner<H>`), for builtins: see the aliasing
+    /// rules in the `store` module.
+    pub(crate) store: NonNull<()>,
     /// Every memory, by memory index.
     pub(crate) memories: Vec<MemoryId>,
     /// Every memory's definition (base and length), by memory index: host functions reach
@@ -53,9 +58,9 @@ impl InstanceState {
     /// Allocates a zeroed VMContext for `module`, instance `id` of the store `store`
     /// points at; the caller fills it and calls
     /// [`InstanceState::link_back`] once the state is boxed.
-    pub(crate) fn new(module: Arc<ModuleCode>, store: *mut (), id: InstanceId) -> Self {
+    pub(crate) fn new(module: Arc<ModuleCode>, store: NonNull<()>, id: InstanceId) -> Self {
         let bytes = STATE_POINTER_SPACE + module.shape.size() as usize;
-        let allocation = vec![0u128; bytes.div_ceil(16)].into_boxed_slice();
+        let allocation = StableBox::from_box(vec![0u128; bytes.div_ceil(16)].into_boxed_slice());
         Self {
             allocation,
             module,
@@ -72,13 +77,17 @@ impl InstanceState {
         }
     }
 
-    /// Writes this (boxed) state's address before the VMContext.
-    pub(crate) fn link_back(self: &mut Box<Self>) {
-        let state = core::ptr::from_mut::<Self>(&mut **self) as usize;
-        self.allocation[0] = state as u128;
+    /// Writes the address of `state` (its stable root pointer, which builtins may use
+    /// while no reference to the state is in use) before its VMContext.
+    pub(crate) fn link_back(state: &StableBox<Self>) {
+        let address = state.as_ptr();
+        // Safety: the allocation is at least STATE_POINTER_SPACE (16) bytes long and
+        // 16-aligned, and is written only through raw pointers made from its own pointer.
+        unsafe { state.allocation.as_ptr().cast::<*mut Self>().write(address) };
     }
 
-    /// The VMContext.
+    /// The VMContext: a raw pointer with the allocation's own provenance, valid (for reads
+    /// and writes) as long as the instance lives.
     pub(crate) fn vmctx(&self) -> *mut VMContext {
         // Safety: the allocation is at least STATE_POINTER_SPACE bytes long.
         unsafe {
@@ -86,7 +95,6 @@ impl InstanceState {
                 .as_ptr()
                 .cast::<u8>()
                 .add(STATE_POINTER_SPACE)
-                .cast_mut()
                 .cast()
         }
     }
@@ -100,16 +108,24 @@ impl InstanceState {
         unsafe { self.vmctx().cast::<u8>().add(offset as usize).cast() }
     }
 
-    /// The state of the instance whose VMContext is `vmctx`.
+    /// The state of the instance whose VMContext is `vmctx`, as the raw pointer
+    /// [`InstanceState::link_back`] wrote (the state's stable root pointer). Dereference
+    /// it only for as long as the instance is known to live and no `&mut` to the state
+    /// (or to the store that owns it) is in use: in practice, a builtin or host call
+    /// reads the fields it needs at once, while the instance's code is suspended in it.
     ///
     /// # Safety
     /// `vmctx` must be the VMContext of a live instance whose state was linked back.
-    pub(crate) unsafe fn from_vmctx<'a>(vmctx: *mut VMContext) -> &'a Self {
+    pub(crate) unsafe fn from_vmctx(vmctx: *mut VMContext) -> NonNull<Self> {
         // Safety: the caller guarantees a live instance; its state pointer sits
-        // STATE_POINTER_SPACE bytes before the VMContext.
+        // STATE_POINTER_SPACE bytes before the VMContext, written by `link_back` (never
+        // null: it is a `StableBox`'s address).
         unsafe {
-            let slot = vmctx.cast::<u8>().sub(STATE_POINTER_SPACE).cast::<usize>();
-            &*(slot.read() as *const Self)
+            let slot = vmctx
+                .cast::<u8>()
+                .sub(STATE_POINTER_SPACE)
+                .cast::<*mut Self>();
+            NonNull::new_unchecked(slot.read())
         }
     }
 }

@@ -4,6 +4,7 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
@@ -11,8 +12,10 @@ use core::sync::atomic::AtomicU64;
 
 use super::epoch::EPOCH;
 
-use super::engine::{Module, RuntimeHal};
+use super::engine::{Module, ModuleCode, RuntimeHal};
+use super::host::HostFunc;
 use super::instance::InstanceState;
+use super::stable::StableBox;
 use super::store::{
     CallError, Extern, Func, GlobalEntry, InstanceId, InstantiationError, StoreInner, read_global,
 };
@@ -20,7 +23,7 @@ use super::values::{FuncRef, Val};
 use crate::wasm::abi::VMStoreContext;
 use crate::wasm::env::vmshape::VMShape;
 use crate::wasm::env::{
-    ConstExpr, ConstOp, DataKind, ElementItems, ElementKind, EntityIndex, RefType,
+    ConstExpr, ConstOp, DataKind, ElementItems, ElementKind, EntityIndex, FuncType, RefType,
 };
 use crate::wasm::indices::{
     DefinedGlobalIndex, DefinedMemoryIndex, DefinedTableIndex, FuncIndex, FuncRefIndex,
@@ -51,12 +54,22 @@ fn index_u32(index: usize) -> u32 {
     u32::try_from(index).unwrap_or(u32::MAX)
 }
 
+/// What instantiation leaves to do once the instance is in the store: its start function
+/// (the function and its type), which runs with no borrow of the store in use.
+pub(crate) type StartCall = Option<(VMFuncRef, FuncType)>;
+
 impl<'e, H: RuntimeHal> StoreInner<'e, H> {
+    /// Instantiates `module` with `imports` and initialises its segments; returns the new
+    /// instance and its start function, which the caller runs ([`StoreInner::call_raw`]:
+    /// generated code must not run while this borrow of the store is in use).
+    ///
+    /// A failure before the instance joins the store takes back what it had added
+    /// (memories, tables, globals): they would point into its freed VMContext.
     pub(crate) fn instantiate(
         &mut self,
         module: &Module<'e, H>,
         imports: &[Extern],
-    ) -> Result<InstanceId, InstantiationError> {
+    ) -> Result<(InstanceId, StartCall), InstantiationError> {
         let code = &module.inner;
         let info = &code.info;
         if imports.len() != info.imports.len() {
@@ -71,55 +84,93 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 "exception tags",
             )));
         }
-        let store_pointer = core::ptr::from_mut(self).cast::<()>();
-        let id = InstanceId(self.instances.len());
-        let mut state = Box::new(InstanceState::new(module.inner.clone(), store_pointer, id));
-        state.link_back();
-        state.type_ids = info.types.iter().map(|ty| self.intern_type(ty)).collect();
-
-        self.write_header(&state);
-        self.link_imports(&mut state, imports)?;
-        self.define_memories_and_tables(&mut state)?;
-        self.define_functions(&mut state);
-        self.define_globals(&mut state)?;
-
+        // The first module seen provides the entry trampoline of every call; the store
+        // keeps its code alive, even when this instantiation fails and the caller drops
+        // the module.
         if self.entry.is_none() {
-            self.entry = Some(code.entry);
+            self.entry = Some(code.clone());
         }
-        if !self
-            .code
-            .iter()
-            .any(|known| alloc::sync::Arc::ptr_eq(known, &code.code))
-        {
-            self.code.push(code.code.clone());
+        let id = InstanceId(self.instances.len());
+        let mut state = StableBox::new(InstanceState::new(
+            module.inner.clone(),
+            self.root.cast(),
+            id,
+        ));
+        InstanceState::link_back(&state);
+        let before = (self.memories.len(), self.tables.len(), self.globals.len());
+        if let Err(error) = self.build(&mut state, code, imports) {
+            self.take_back(before);
+            return Err(error);
         }
-        self.evaluate_segments(&mut state)?;
         self.instances.push(state);
         self.initialize_segments(id)?;
-        if let Some(start) = info.start {
-            let funcref = self.funcref_of(id, start);
-            let ty = info
-                .function_type(start)
-                .cloned()
-                .ok_or_else(|| unlinkable("bad start function"))?;
-            self.call_funcref(&funcref, &ty, &[])
-                .map_err(InstantiationError::Trap)?;
-        }
-        Ok(id)
+        let start = match info.start {
+            Some(start) => {
+                let ty = info
+                    .function_type(start)
+                    .cloned()
+                    .ok_or_else(|| unlinkable("bad start function"))?;
+                Some((self.funcref_of(id, start), ty))
+            }
+            None => None,
+        };
+        Ok((id, start))
     }
 
-    fn write_header(&mut self, state: &InstanceState) {
+    /// Links and defines everything of the instance `state` (of module `code`) before its
+    /// segments are initialised; on failure the caller takes back what was added.
+    fn build(
+        &mut self,
+        state: &mut InstanceState,
+        code: &Arc<ModuleCode>,
+        imports: &[Extern],
+    ) -> Result<(), InstantiationError> {
+        state.type_ids = code
+            .info
+            .types
+            .iter()
+            .map(|ty| self.intern_type(ty))
+            .collect();
+        self.write_header(state);
+        self.link_imports(state, imports)?;
+        self.define_memories_and_tables(state)?;
+        self.define_functions(state);
+        self.define_globals(state)?;
+        if !self.code.iter().any(|known| Arc::ptr_eq(known, &code.code)) {
+            self.code.push(code.code.clone());
+        }
+        self.evaluate_segments(state)
+    }
+
+    /// Takes back the memories, tables and globals added since the store had `before`
+    /// of each, by an instantiation that failed before its instance joined the store.
+    fn take_back(&mut self, before: (usize, usize, usize)) {
+        let (memories, tables, globals) = before;
+        let hal = self.engine.hal();
+        for mut entry in self.memories.drain(memories..) {
+            // Safety: the memory was made for the failed instance, whose VMContext (the
+            // only thing that pointed at it) is gone; nothing can reach it.
+            unsafe { entry.memory.release(hal) };
+        }
+        self.tables.truncate(tables);
+        self.globals.truncate(globals);
+    }
+
+    fn write_header(&self, state: &InstanceState) {
+        let root = self.root.as_ptr();
         // Safety: the VMContext allocation is at least `DYNAMIC_DATA_START` bytes and the
         // header fields are at their `VMShape` offsets; every pointer stored points at
-        // store- or instance-owned data that lives as long as the instance.
+        // store- or instance-owned data that lives as long as the instance. The store's
+        // fields are addressed from its root pointer without making a reference, so the
+        // pointers stay valid when later borrows of the store come and go.
         unsafe {
             state.field::<u32>(VMShape::MAGIC).write(VMCONTEXT_MAGIC);
             state
                 .field::<*mut VMStoreContext>(VMShape::STORE_CONTEXT)
-                .write(core::ptr::from_mut(&mut self.context));
+                .write(&raw mut (*root).context);
             state
                 .field::<*const usize>(VMShape::BUILTIN_FUNCTIONS)
-                .write(self.builtins.as_ptr());
+                .write((&raw const (*root).builtins).cast::<usize>());
             state
                 .field::<*const u32>(VMShape::TYPE_IDS)
                 .write(state.type_ids.as_ptr());
@@ -163,13 +214,13 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                             }
                         }
                         Func::Host(id) => {
-                            let host = self.host_funcs.get_mut(id.0).ok_or_else(mismatch)?;
+                            let host = self.host_funcs.get(id.0).ok_or_else(mismatch)?;
                             VMFunctionImport {
                                 wasm_call: code.wasm_to_host[type_index.index()]
                                     as *const VMFunctionBody,
                                 array_call: code.array_shims[type_index.index()]
                                     as *const VMFunctionBody,
-                                vmctx: core::ptr::from_mut(&mut host.context).cast(),
+                                vmctx: HostFunc::context_pointer(host).cast(),
                             }
                         }
                     };

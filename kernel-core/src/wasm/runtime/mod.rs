@@ -15,8 +15,13 @@ mod host;
 mod instance;
 mod instantiate;
 mod memory;
+mod stable;
 mod store;
 mod table;
+#[cfg(test)]
+mod test_hal;
+#[cfg(test)]
+mod tests;
 pub mod trap_handler;
 mod values;
 

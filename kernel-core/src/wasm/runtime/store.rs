@@ -1,5 +1,32 @@
 //! Stores: the instances, memories, tables, globals and host functions that can reach each
 //! other, and calls into them.
+//!
+//! # Aliasing
+//!
+//! A store is reached in two ways: through the [`Store`] its owner holds, and, while a call
+//! into WebAssembly runs, from builtins (`builtins.rs`) and host calls (`host.rs`) through
+//! the raw pointers of the instances' VMContexts. The rules that keep these from
+//! overlapping, which Miri checks on the tests that do not run generated code:
+//!
+//! - The [`StoreInner`] is allocated once and owned through its *root* pointer
+//!   (the `inner` field of [`Store`], from `Box::leak`, freed in `Drop`). Every other pointer to it
+//!   (each instance's [`InstanceState::store`], [`StoreInner::root`]) is a copy of the
+//!   root, and every pointer into it that generated code holds (the VMContext header's
+//!   store context and builtin array) is made from the root without a reference.
+//! - `&StoreInner` and `&mut StoreInner` are made from the root only for a short, bounded
+//!   time: each method of [`Store`] makes one for its own duration, a builtin for the
+//!   operation it performs. No reference to the store is in use while generated code or a
+//!   host or epoch callback runs: [`StoreInner::call_raw`] copies out what it needs,
+//!   drops its borrow, calls, and borrows again afterwards; `Store::call` calls a host
+//!   function through the function's own pointer; the epoch handler is taken out of the
+//!   store while it runs ([`StoreInner::epoch_interrupt`]) and put back afterwards.
+//! - Objects that generated code or other objects point at live in [`StableBox`]es
+//!   (instance states and VMContexts, host functions, the host's definitions) or in
+//!   memory the HAL reserved (linear memories), so moving their owner never invalidates
+//!   those pointers.
+//! - A `&mut Store` is needed to run anything, so the owner holds no other reference to
+//!   the store while its code runs; what a host callback receives ([`Caller`]) reaches
+//!   only the caller's linear memory, which the store does not borrow during the call.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -8,16 +35,18 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
 
 use super::builtins::builtin_array;
 use super::code::CodeInfo;
-use super::engine::{Engine, Module, RuntimeHal, describe_function};
+use super::engine::{Engine, Module, ModuleCode, RuntimeHal, describe_function};
 use super::epoch::{EpochAction, EpochHandler};
 use super::host::{Caller, HostCallback, HostFunc};
 use super::instance::InstanceState;
 use super::memory::LinearMemory;
+use super::stable::StableBox;
 use super::table::Table;
 use super::trap_handler::{CallContext, TrapRecord};
 use super::values::{FuncRef, Val};
@@ -177,14 +206,12 @@ pub(crate) struct GlobalEntry {
     pub(crate) ty: GlobalType,
 }
 
-/// The part of a store generated code and builtins reach through raw pointers; boxed so
-/// its address is stable.
-#[expect(
-    clippy::vec_box,
-    reason = "generated code and other instances hold pointers to these: each must keep its address when the vector grows"
-)]
+/// The store proper, owned through [`Store`]'s root pointer and reached by builtins
+/// through copies of it (see the module's aliasing rules).
 pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) engine: &'e Engine<H>,
+    /// The root pointer of this store (what [`Store`] owns), for instances to point back.
+    pub(crate) root: NonNull<Self>,
     /// What the VMContext header's `store_context` points at.
     pub(crate) context: VMStoreContext,
     /// The builtin array the VMContext header's `builtin_functions` points at.
@@ -193,54 +220,83 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) types: Vec<FuncType>,
     /// The code of every module instantiated here, for the trap handler.
     pub(crate) code: Vec<Arc<CodeInfo>>,
-    /// The entry trampoline (any module's: they are identical).
-    pub(crate) entry: Option<usize>,
-    pub(crate) instances: Vec<Box<InstanceState>>,
+    /// The module whose entry trampoline calls go through (any module's: they are
+    /// identical). Holding it keeps that code published even when the instantiation that
+    /// recorded it failed and nothing else holds the module.
+    pub(crate) entry: Option<Arc<ModuleCode>>,
+    pub(crate) instances: Vec<StableBox<InstanceState>>,
     pub(crate) memories: Vec<MemoryEntry>,
     pub(crate) tables: Vec<TableEntry>,
     pub(crate) globals: Vec<GlobalEntry>,
-    pub(crate) host_funcs: Vec<Box<HostFunc<'e>>>,
+    pub(crate) host_funcs: Vec<StableBox<HostFunc<'e>>>,
     /// The stack limit set with [`Store::set_stack_limit`], if any.
     pub(crate) fixed_stack_limit: Option<usize>,
-    /// What runs when generated code passes the epoch deadline.
+    /// What runs when generated code passes the epoch deadline (taken out while it runs).
     pub(crate) epoch_handler: Option<EpochHandler<'e>>,
     /// The most WebAssembly pages all linear memories together may have.
     pub(crate) memory_limit_pages: u64,
     /// Definitions of memories, tables and globals made by the host, not by an instance.
-    pub(crate) host_memory_definitions: Vec<Box<VMMemoryDefinition>>,
-    pub(crate) host_table_definitions: Vec<Box<VMTableDefinition>>,
-    pub(crate) host_global_definitions: Vec<Box<VMGlobalDefinition>>,
+    pub(crate) host_memory_definitions: Vec<StableBox<VMMemoryDefinition>>,
+    pub(crate) host_table_definitions: Vec<StableBox<VMTableDefinition>>,
+    pub(crate) host_global_definitions: Vec<StableBox<VMGlobalDefinition>>,
 }
 
 /// A store: instances and the objects they share. Dropping it frees them all.
 pub struct Store<'e, H: RuntimeHal> {
-    pub(crate) inner: Box<StoreInner<'e, H>>,
+    /// The root pointer of the store (from `Box::leak`, freed in `Drop`); see the
+    /// module's aliasing rules.
+    inner: NonNull<StoreInner<'e, H>>,
+    /// The store owns its `StoreInner`.
+    owns: PhantomData<StoreInner<'e, H>>,
 }
 
 impl<'e, H: RuntimeHal> Store<'e, H> {
     /// An empty store.
     pub fn new(engine: &'e Engine<H>) -> Self {
+        let inner = Box::new(StoreInner {
+            engine,
+            root: NonNull::dangling(),
+            context: VMStoreContext::default(),
+            builtins: builtin_array::<H>(),
+            types: Vec::new(),
+            code: Vec::new(),
+            entry: None,
+            instances: Vec::new(),
+            memories: Vec::new(),
+            tables: Vec::new(),
+            globals: Vec::new(),
+            host_funcs: Vec::new(),
+            fixed_stack_limit: None,
+            epoch_handler: None,
+            memory_limit_pages: u64::MAX,
+            host_memory_definitions: Vec::new(),
+            host_table_definitions: Vec::new(),
+            host_global_definitions: Vec::new(),
+        });
+        let root = NonNull::from(Box::leak(inner));
+        // Safety: the allocation was just made and no reference to it is in use.
+        unsafe { (*root.as_ptr()).root = root };
         Self {
-            inner: Box::new(StoreInner {
-                engine,
-                context: VMStoreContext::default(),
-                builtins: builtin_array::<H>(),
-                types: Vec::new(),
-                code: Vec::new(),
-                entry: None,
-                instances: Vec::new(),
-                memories: Vec::new(),
-                tables: Vec::new(),
-                globals: Vec::new(),
-                host_funcs: Vec::new(),
-                fixed_stack_limit: None,
-                epoch_handler: None,
-                memory_limit_pages: u64::MAX,
-                host_memory_definitions: Vec::new(),
-                host_table_definitions: Vec::new(),
-                host_global_definitions: Vec::new(),
-            }),
+            inner: root,
+            owns: PhantomData,
         }
+    }
+
+    /// A shared borrow of the store for as long as `self` is borrowed.
+    pub(super) fn inner(&self) -> &StoreInner<'e, H> {
+        // Safety: the root is valid until `self` drops; builtins and host calls make their
+        // `&mut` only while a call (which needs `&mut self`) runs, so none is in use
+        // while `self` is borrowed.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// An exclusive borrow of the store for as long as `self` is borrowed mutably. Do not
+    /// hold it across a call into generated code or a callback: use
+    /// [`StoreInner::call_raw`].
+    fn inner_mut(&mut self) -> &mut StoreInner<'e, H> {
+        // Safety: as for `inner`; `&mut self` rules out every other borrow made through
+        // this `Store`.
+        unsafe { self.inner.as_mut() }
     }
 
     /// Instantiates `module` with `imports` (one per module import, in order), runs its
@@ -254,19 +310,27 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
         module: &Module<'e, H>,
         imports: &[Extern],
     ) -> Result<InstanceId, InstantiationError> {
-        self.inner.instantiate(module, imports)
+        let (id, start) = self.inner_mut().instantiate(module, imports)?;
+        if let Some((funcref, ty)) = start {
+            // Safety: `&mut self` keeps every other borrow of the store out, and no
+            // reference made from the root is in use (the one above ended).
+            unsafe { StoreInner::call_raw(self.inner, &funcref, &ty, &[]) }
+                .map_err(InstantiationError::Trap)?;
+        }
+        Ok(id)
     }
 
     /// The export `name` of `instance`.
     #[must_use]
     pub fn export(&self, instance: InstanceId, name: &str) -> Option<Extern> {
-        self.inner.export(instance, name)
+        self.inner().export(instance, name)
     }
 
     /// Every export of `instance`, in the module's order.
     #[must_use]
     pub fn exports(&self, instance: InstanceId) -> Vec<(String, Extern)> {
-        let Some(state) = self.inner.instances.get(instance.0) else {
+        let inner = self.inner();
+        let Some(state) = inner.instances.get(instance.0) else {
             return Vec::new();
         };
         state
@@ -274,32 +338,27 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
             .info
             .exports
             .iter()
-            .filter_map(|export| {
-                Some((
-                    export.name.clone(),
-                    self.inner.export(instance, &export.name)?,
-                ))
-            })
+            .filter_map(|export| Some((export.name.clone(), inner.export(instance, &export.name)?)))
             .collect()
     }
 
     /// The type of `func`.
     #[must_use]
     pub fn func_type(&self, func: Func) -> Option<&FuncType> {
-        self.inner.func_type(func)
+        self.inner().func_type(func)
     }
 
     /// The type and current value of a global.
     #[must_use]
     pub fn global(&self, global: GlobalId) -> Option<(GlobalType, Val)> {
-        let entry = self.inner.globals.get(global.0)?;
+        let entry = self.inner().globals.get(global.0)?;
         Some((entry.ty, read_global(entry.definition, entry.ty)))
     }
 
     /// The contents of a linear memory.
     #[must_use]
     pub fn memory_data(&mut self, memory: MemoryId) -> Option<&mut [u8]> {
-        let entry = self.inner.memories.get_mut(memory.0)?;
+        let entry = self.inner_mut().memories.get_mut(memory.0)?;
         let len = entry.memory.byte_len();
         // Safety: the first `len` bytes of the memory are committed read+write, and the
         // mutable borrow of the store keeps WebAssembly from running meanwhile.
@@ -308,11 +367,12 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
 
     /// Adds a host function.
     pub fn new_host_func(&mut self, ty: FuncType, callback: HostCallback<'e>) -> Func {
-        let type_index = self.inner.intern_type(&ty);
-        self.inner
+        let inner = self.inner_mut();
+        let type_index = inner.intern_type(&ty);
+        inner
             .host_funcs
             .push(HostFunc::new(ty, type_index, callback));
-        Func::Host(HostFuncId(self.inner.host_funcs.len() - 1))
+        Func::Host(HostFuncId(inner.host_funcs.len() - 1))
     }
 
     /// Adds a linear memory made by the host.
@@ -321,18 +381,15 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// [`InstantiationError::Unsupported`] for 64-bit or shared memories,
     /// [`InstantiationError::OutOfMemory`] when it cannot be reserved.
     pub fn new_memory(&mut self, ty: &MemoryType) -> Result<MemoryId, InstantiationError> {
-        let definition = Box::new(VMMemoryDefinition {
+        let inner = self.inner_mut();
+        let definition = StableBox::new(VMMemoryDefinition {
             base: core::ptr::null_mut(),
             current_length: AtomicUsize::new(0),
         });
-        self.inner.host_memory_definitions.push(definition);
-        let slot = self
-            .inner
-            .host_memory_definitions
-            .last_mut()
-            .map(|definition| NonNull::from(&mut **definition));
-        let definition = slot.ok_or(InstantiationError::OutOfMemory)?;
-        self.inner.add_memory(ty, definition, core::ptr::null_mut())
+        let pointer = NonNull::new(definition.as_ptr()).ok_or(InstantiationError::OutOfMemory)?;
+        let id = inner.add_memory(ty, pointer, core::ptr::null_mut())?;
+        inner.host_memory_definitions.push(definition);
+        Ok(id)
     }
 
     /// Adds a table made by the host, every element null.
@@ -340,19 +397,15 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// # Errors
     /// [`InstantiationError::OutOfMemory`] when the table is too large.
     pub fn new_table(&mut self, ty: &TableType) -> Result<TableId, InstantiationError> {
-        let definition = Box::new(VMTableDefinition {
+        let inner = self.inner_mut();
+        let definition = StableBox::new(VMTableDefinition {
             base: core::ptr::null_mut(),
             current_elements: 0,
         });
-        self.inner.host_table_definitions.push(definition);
-        let slot = self
-            .inner
-            .host_table_definitions
-            .last_mut()
-            .map(|definition| NonNull::from(&mut **definition));
-        let definition = slot.ok_or(InstantiationError::OutOfMemory)?;
-        self.inner
-            .add_table(ty, 0, definition, core::ptr::null_mut())
+        let pointer = NonNull::new(definition.as_ptr()).ok_or(InstantiationError::OutOfMemory)?;
+        let id = inner.add_table(ty, 0, pointer, core::ptr::null_mut())?;
+        inner.host_table_definitions.push(definition);
+        Ok(id)
     }
 
     /// Adds a global made by the host.
@@ -369,15 +422,17 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
                 "global value of the wrong type",
             )));
         }
-        let mut definition = Box::new(VMGlobalDefinition { storage: [0; 16] });
-        definition.storage = value.to_slot();
-        let pointer = NonNull::from(&mut *definition);
-        self.inner.host_global_definitions.push(definition);
-        self.inner.globals.push(GlobalEntry {
+        let inner = self.inner_mut();
+        let definition = StableBox::new(VMGlobalDefinition {
+            storage: value.to_slot(),
+        });
+        let pointer = NonNull::new(definition.as_ptr()).ok_or(InstantiationError::OutOfMemory)?;
+        inner.host_global_definitions.push(definition);
+        inner.globals.push(GlobalEntry {
             definition: pointer,
             ty,
         });
-        Ok(GlobalId(self.inner.globals.len() - 1))
+        Ok(GlobalId(inner.globals.len() - 1))
     }
 
     /// Makes `limit` the lowest stack address WebAssembly code of this store may use, for
@@ -386,8 +441,9 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// builtins that code calls. Without it, each outermost call allows
     /// [`super::EngineConfig::wasm_stack_size`] bytes below the caller's frame.
     pub fn set_stack_limit(&mut self, limit: usize) {
-        self.inner.fixed_stack_limit = Some(limit);
-        self.inner.context.stack_limit = limit;
+        let inner = self.inner_mut();
+        inner.fixed_stack_limit = Some(limit);
+        inner.context.stack_limit = limit;
     }
 
     /// Limits the linear memory of this store, all memories together, to `bytes` (rounded
@@ -395,12 +451,12 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// instantiating a module whose memories would pass it fails with
     /// [`InstantiationError::MemoryLimit`].
     pub fn set_memory_limit(&mut self, bytes: u64) {
-        self.inner.memory_limit_pages = bytes / WASM_PAGE_SIZE;
+        self.inner_mut().memory_limit_pages = bytes / WASM_PAGE_SIZE;
     }
 
     /// Sets the epoch at which this store's code calls its epoch handler (`u64::MAX`: never).
     pub fn set_epoch_deadline(&mut self, deadline: u64) {
-        self.inner
+        self.inner_mut()
             .context
             .epoch_deadline
             .store(deadline, core::sync::atomic::Ordering::Relaxed);
@@ -409,14 +465,14 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// Installs what runs when this store's code reaches its epoch deadline; without one,
     /// reaching it only moves the deadline to `u64::MAX`.
     pub fn set_epoch_handler(&mut self, handler: EpochHandler<'e>) {
-        self.inner.epoch_handler = Some(handler);
+        self.inner_mut().epoch_handler = Some(handler);
     }
 
     /// Whether `instance`'s module imports a table or a global.
     #[must_use]
     pub fn imports_tables_or_globals(&self, instance: InstanceId) -> bool {
         use crate::wasm::env::EntityIndex;
-        self.inner.instances.get(instance.0).is_some_and(|state| {
+        self.inner().instances.get(instance.0).is_some_and(|state| {
             state.module.info.imports.iter().any(|import| {
                 matches!(
                     import.entity,
@@ -436,12 +492,13 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// instance imported any of its memories, and none of its functions is reachable
     /// (through a table or global it imported, for instance).
     pub unsafe fn release_instance_memories(&mut self, instance: InstanceId) {
-        let Some(state) = self.inner.instances.get(instance.0) else {
+        let inner = self.inner_mut();
+        let Some(state) = inner.instances.get(instance.0) else {
             return;
         };
         let owner = state.vmctx();
-        let hal = self.inner.engine.hal();
-        for entry in &mut self.inner.memories {
+        let hal = inner.engine.hal();
+        for entry in &mut inner.memories {
             if entry.owner == owner {
                 // Safety: the caller guarantees nothing uses the instance's memories.
                 unsafe { entry.memory.release(hal) };
@@ -455,18 +512,49 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// [`CallError::BadArguments`] when the arguments do not fit the function's type,
     /// [`CallError::Trap`] when it traps.
     pub fn call(&mut self, func: Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
-        self.inner.call(func, args)
+        let inner = self.inner_mut();
+        let ty = inner.checked_type(func, args)?;
+        match func {
+            Func::Host(id) => {
+                let host = inner
+                    .host_funcs
+                    .get(id.0)
+                    .map(StableBox::as_ptr)
+                    .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?;
+                // Safety: host functions live as long as the store, in their own
+                // allocation, and are only read during calls; the borrow of the store
+                // above has ended, so the callback may reach the store through builtins.
+                let host = unsafe { &*host };
+                host.call(&mut Caller::new(None), args)
+                    .map_err(|detail| CallError::Trap {
+                        trap: Trap::HostError,
+                        detail: Some(detail),
+                        backtrace: Vec::new(),
+                    })
+            }
+            Func::Wasm(reference) => {
+                // Safety: `FuncRef`s of this store point at live VMFuncRefs.
+                let funcref = unsafe { *reference.0.as_ptr() };
+                // Safety: `&mut self` keeps every other borrow of the store out, and the
+                // borrow of the store above has ended.
+                unsafe { StoreInner::call_raw(self.inner, &funcref, &ty, args) }
+            }
+        }
     }
 }
 
 impl<H: RuntimeHal> Drop for Store<'_, H> {
     fn drop(&mut self) {
-        let hal = self.inner.engine.hal();
-        for entry in &mut self.inner.memories {
+        let inner = self.inner_mut();
+        let hal = inner.engine.hal();
+        for entry in &mut inner.memories {
             // Safety: the store is going away with every instance that could use the
             // memory; nothing runs any more.
             unsafe { entry.memory.release(hal) };
         }
+        // Safety: the root came from `Box::leak` in `Store::new` and is freed once, here;
+        // the borrow above has ended, and nothing uses the store's pointers any more.
+        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
     }
 }
 
@@ -544,14 +632,31 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
 
     /// Generated code passed the epoch deadline: asks the epoch handler what to do and
     /// sets the new deadline. Returns whether the code must trap with `interrupted`.
-    pub(crate) fn epoch_interrupt(&mut self) -> bool {
-        let action = match self.epoch_handler.as_mut() {
+    ///
+    /// The handler may switch to other work before it returns (the scheduler's yield), so
+    /// it runs with no borrow of the store in use: it is taken out of the store for the
+    /// call and put back afterwards (unless a new one was installed meanwhile).
+    ///
+    /// # Safety
+    /// `store` must be the root pointer of a live store, and no reference to the store may
+    /// be in use (true inside a builtin called by the store's generated code).
+    pub(crate) unsafe fn epoch_interrupt(store: NonNull<Self>) -> bool {
+        // Safety: the caller guarantees a live store and no reference in use; this borrow
+        // ends in this statement.
+        let mut handler = unsafe { (*store.as_ptr()).epoch_handler.take() };
+        let action = match handler.as_mut() {
             Some(handler) => handler(),
             None => EpochAction::Continue { deadline: u64::MAX },
         };
+        // Safety: as above: the handler's run is over and it held no borrow of the store.
+        let inner = unsafe { &mut *store.as_ptr() };
+        if inner.epoch_handler.is_none() {
+            inner.epoch_handler = handler;
+        }
         match action {
             EpochAction::Continue { deadline } => {
-                self.context
+                inner
+                    .context
                     .epoch_deadline
                     .store(deadline, core::sync::atomic::Ordering::Relaxed);
                 false
@@ -623,11 +728,11 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         })
     }
 
-    pub(crate) fn call(&mut self, func: Func, args: &[Val]) -> Result<Vec<Val>, CallError> {
+    /// The type of `func`, once `args` are checked against it.
+    fn checked_type(&self, func: Func, args: &[Val]) -> Result<FuncType, CallError> {
         let ty = self
             .func_type(func)
-            .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?
-            .clone();
+            .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?;
         let well_typed = args.len() == ty.params.len()
             && args
                 .iter()
@@ -640,37 +745,23 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 ty.params
             )));
         }
-        match func {
-            Func::Host(id) => {
-                let host = self
-                    .host_funcs
-                    .get_mut(id.0)
-                    .ok_or_else(|| CallError::BadArguments(String::from("no such function")))?;
-                host.call(&mut Caller::new(None), args)
-                    .map_err(|detail| CallError::Trap {
-                        trap: Trap::HostError,
-                        detail: Some(detail),
-                        backtrace: Vec::new(),
-                    })
-            }
-            Func::Wasm(reference) => {
-                // Safety: `FuncRef`s of this store point at live VMFuncRefs.
-                let funcref = unsafe { *reference.0.as_ptr() };
-                self.call_funcref(&funcref, &ty, args)
-            }
-        }
+        Ok(ty.clone())
     }
 
-    /// Calls through a `VMFuncRef` of type `ty` (already checked against `args`).
-    pub(crate) fn call_funcref(
-        &mut self,
+    /// Calls through a `VMFuncRef` of type `ty` (already checked against `args`), with no
+    /// borrow of the store in use while the code runs: what the call needs is copied out
+    /// of the store first, and the store is borrowed again only once the code returned.
+    ///
+    /// # Safety
+    /// `store` must be the root pointer of a live store whose owner lent it out
+    /// exclusively for this call (`&mut Store`), with no reference to it in use; `funcref`
+    /// must be a function of this store.
+    pub(crate) unsafe fn call_raw(
+        store: NonNull<Self>,
         funcref: &VMFuncRef,
         ty: &FuncType,
         args: &[Val],
     ) -> Result<Vec<Val>, CallError> {
-        let entry = self
-            .entry
-            .ok_or_else(|| CallError::BadArguments(String::from("no module loaded")))?;
         let slot = VALUE_SLOT_SIZE as usize;
         let slots = ty.params.len().max(ty.results.len()).max(1);
         let mut values = vec![0u8; slots * slot];
@@ -679,25 +770,41 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         }
         let mut context = CallContext {
             activation: VMActivation::default(),
-            code: core::ptr::from_ref::<[Arc<CodeInfo>]>(&self.code),
+            code: core::ptr::slice_from_raw_parts(core::ptr::null(), 0),
             trap: None,
         };
-        let outermost = self.fixed_stack_limit.is_none() && self.context.stack_limit == 0;
-        if outermost {
-            let here = core::ptr::from_ref(&context) as usize;
-            self.context.stack_limit = here.saturating_sub(self.engine.config().wasm_stack_size);
-        }
-        let hal = self.engine.hal();
+        let (entry, engine, outermost) = {
+            // Safety: the caller guarantees a live store with no reference in use; this
+            // borrow ends with the block, before any code runs.
+            let inner = unsafe { &mut *store.as_ptr() };
+            let entry = inner
+                .entry
+                .as_ref()
+                .map(|module| module.entry)
+                .ok_or_else(|| CallError::BadArguments(String::from("no module loaded")))?;
+            // A pointer into the list's own buffer, which nothing changes while code runs
+            // (instantiation needs `&mut Store`, builtins never touch it).
+            context.code = core::ptr::from_ref::<[Arc<CodeInfo>]>(&inner.code);
+            let outermost = inner.fixed_stack_limit.is_none() && inner.context.stack_limit == 0;
+            if outermost {
+                let here = core::ptr::from_ref(&context) as usize;
+                inner.context.stack_limit =
+                    here.saturating_sub(inner.engine.config().wasm_stack_size);
+            }
+            (entry, inner.engine, outermost)
+        };
+        let hal = engine.hal();
         let context_pointer = core::ptr::from_mut(&mut context);
         let previous = hal.set_trap_context(context_pointer as usize);
-        // Safety: `entry` is the entry trampoline of published code of this store (see
-        // `ModuleCode::entry`), with the C signature `EntryTrampoline`.
+        // Safety: `entry` is the entry trampoline of published code the store keeps alive
+        // (see `ModuleCode::entry`), with the C signature `EntryTrampoline`.
         let entry: EntryTrampoline =
             unsafe { core::mem::transmute::<usize, EntryTrampoline>(entry) };
         // Safety: the funcref's shim, code and vmctx belong to live instances or host
         // functions of this store; `values` has a slot for every parameter and result;
         // the activation is the first field of `context`, which outlives the call, and
-        // the trap context points at it so a trap lands back here.
+        // the trap context points at it so a trap lands back here. No reference to the
+        // store is in use, so builtins and host calls may borrow it.
         let returned = unsafe {
             entry(
                 context_pointer.cast::<VMActivation>(),
@@ -709,14 +816,16 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             )
         };
         hal.set_trap_context(previous);
-        if outermost {
-            self.context.stack_limit = 0;
-        }
         // Safety: the trap handler may have written the record behind the compiler's
         // back, through the trap context pointer; read it afresh.
         let record = unsafe { core::ptr::read_volatile(&raw const (*context_pointer).trap) };
+        // Safety: the code returned; no builtin or host call borrows the store any more.
+        let inner = unsafe { &mut *store.as_ptr() };
+        if outermost {
+            inner.context.stack_limit = 0;
+        }
         if returned == 0 {
-            return Err(self.trap_error(record));
+            return Err(inner.trap_error(record));
         }
         Ok(ty
             .results

@@ -445,6 +445,10 @@ fn simd_operators(wasm: &[u8]) -> BTreeSet<String> {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles every SIMD operator with Cranelift: far too slow under Miri"
+)]
 fn one_module_with_every_simd_operator_compiles_for_both_isas() {
     let functions = every_operator_function();
     let wasm = wat::parse_str(module_of(&functions)).expect("valid text");
@@ -465,6 +469,10 @@ fn one_module_with_every_simd_operator_compiles_for_both_isas() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles every SIMD operator with Cranelift: far too slow under Miri"
+)]
 fn every_simd_operator_compiles_for_both_isas() {
     // One module per operator, so that a failure names it. An `Unsupported` operator, a
     // lowering Cranelift lacks (`Codegen`) and a libcall (`Link`: the linker resolves
@@ -486,6 +494,10 @@ fn every_simd_operator_compiles_for_both_isas() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles every SIMD operator with Cranelift: far too slow under Miri"
+)]
 fn riscv64_reads_and_writes_linear_memory_in_bytes_or_scalars() {
     // A vector access with elements wider than a byte needs element-aligned addresses on
     // riscv64; WebAssembly addresses need not be aligned.

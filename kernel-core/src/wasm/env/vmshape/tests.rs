@@ -271,6 +271,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
+    #[cfg_attr(miri, ignore = "2000 proptest cases of safe arithmetic: minutes under Miri, and proptest persists failures in files, which Miri isolates")]
     fn layout_matches_the_model_or_is_an_error(counts in counts()) {
         match (VMShape::new(counts), model(&counts)) {
             (Err(error), Err(expected)) => prop_assert_eq!(error, expected),
@@ -286,6 +287,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "2000 proptest cases of safe arithmetic: minutes under Miri, and proptest persists failures in files, which Miri isolates")]
     fn arrays_are_ordered_aligned_disjoint_and_inside(counts in counts()) {
         let Ok(shape) = VMShape::new(counts) else { return Ok(()) };
         let mut previous_end = VMShape::DYNAMIC_DATA_START;
@@ -302,6 +304,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "2000 proptest cases of safe arithmetic: minutes under Miri, and proptest persists failures in files, which Miri isolates")]
     fn indices_land_inside_their_array_or_are_refused(
         counts in counts(),
         pick in any::<u32>(),
