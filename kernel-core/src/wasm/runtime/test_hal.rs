@@ -13,7 +13,8 @@ use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 
 use crate::hal::{
-    CpuError, CpuId, Cpus, Isa, MemoryError, Protection, TrapHandler, Traps, VirtualMemory,
+    CpuError, CpuId, Cpus, Isa, IsaFeatures, MemoryError, Protection, TrapHandler, Traps,
+    VirtualMemory,
 };
 
 /// The page size of the test platform.
@@ -152,6 +153,10 @@ impl Traps for TestHal {
 impl Cpus for TestHal {
     fn isa(&self) -> Isa {
         Isa::X86_64
+    }
+
+    fn isa_features(&self) -> IsaFeatures {
+        IsaFeatures::WITH_128_BIT_VECTORS
     }
 
     fn cpu_count(&self) -> usize {
