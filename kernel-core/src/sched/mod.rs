@@ -201,6 +201,9 @@ impl<H: KernelHal> Scheduler<H> {
             // pushed before this look, and one that saw it wakes this CPU.
             if self.has_work() {
                 slot.idle.store(false, Ordering::Release);
+                // `has_work` may have seen a sleeper come due: look again with the time
+                // it saw (a stale `now` would leave the sleeper where it is and spin).
+                now = hal.now_ns();
                 continue;
             }
             if self.is_deadlocked() {
@@ -211,6 +214,11 @@ impl<H: KernelHal> Scheduler<H> {
             hal.wait_for_interrupt();
             slot.idle.store(false, Ordering::Release);
             now = hal.now_ns();
+            // A timer that fired is disarmed (it is one-shot): forget it, so that the same
+            // deadline is armed again when it is wanted again.
+            if now >= slot.armed.load(Ordering::Relaxed) {
+                slot.armed.store(u64::MAX, Ordering::Relaxed);
+            }
         }
         slot.idle.store(false, Ordering::Release);
         self.arm(slot, u64::MAX);
@@ -248,7 +256,8 @@ impl<H: KernelHal> Scheduler<H> {
             || self.live() == 0
     }
 
-    /// Arms `slot`'s (the current CPU's) timer for `deadline_ns` unless it already is.
+    /// Arms `slot`'s (the current CPU's) timer for `deadline_ns` unless it already is (a
+    /// deadline armed and not yet passed; see where `run_cpu` forgets fired ones).
     fn arm(&self, slot: &CpuSlot<H>, deadline_ns: u64) {
         if slot.armed.swap(deadline_ns, Ordering::Relaxed) != deadline_ns {
             self.hal.set_timer_deadline(deadline_ns);
