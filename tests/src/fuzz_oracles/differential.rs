@@ -296,6 +296,13 @@ fn same_outcome(kernel: &Outcome, reference: &Outcome) -> bool {
     }
 }
 
+/// An argument of type `ty` drawn from `input` the way this target draws them (boundary
+/// values or raw bits; null references), as a kernel-core value; `None` for a type no
+/// argument is made for. The `hosted_qemu` target calls with the same arguments.
+pub fn argument(ty: ValType, input: &mut Unstructured<'_>) -> Option<Val> {
+    Value::arbitrary(ty, input).map(Value::to_kernel)
+}
+
 /// Generates the module of an input: wasm-smith with [`smith_config`] and fuel; `None`
 /// when the input does not make one.
 #[must_use]
