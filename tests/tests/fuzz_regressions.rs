@@ -82,3 +82,74 @@ fn kernel() -> PathBuf {
     }
     hosted_qemu::kernel_path()
 }
+
+/// The memory checker of `hosted_qemu` in QEMU, both ways: against the bytes the module
+/// really holds it finds no difference, against bytes one off it finds the word of that
+/// byte, and a wrong expectation is reported as a failure.
+#[test]
+fn hosted_qemu_memory_checker_finds_differences_in_qemu() {
+    use kernel_core::boot::image::Script;
+    use kernel_core::spec::{Action, Command, CommandKind, Expected};
+
+    let module =
+        wat::parse_str(r#"(module (memory (export "mem") 1 2) (data (i32.const 21) "\07\00\09"))"#)
+            .unwrap();
+    let mut memory = vec![0; 65536];
+    memory[21] = 7;
+    memory[23] = 9;
+    let mut wrong = memory.clone();
+    wrong[65535] = 1;
+    let invoke = |module: &str, field: &str, value: u32| CommandKind::AssertReturn {
+        action: Action::Invoke {
+            module: Some(module.to_owned()),
+            field: field.to_owned(),
+            args: Vec::new(),
+        },
+        expected: vec![Expected::I32(value)],
+    };
+    let kinds = vec![
+        CommandKind::Module {
+            name: Some("m".to_owned()),
+            bytes: module,
+        },
+        CommandKind::Register {
+            as_name: "fuzz".to_owned(),
+            module: Some("m".to_owned()),
+        },
+        CommandKind::Module {
+            name: Some("right".to_owned()),
+            bytes: hosted_qemu::memory_checker("mem", &memory),
+        },
+        CommandKind::Module {
+            name: Some("wrong".to_owned()),
+            bytes: hosted_qemu::memory_checker("mem", &wrong),
+        },
+        invoke("right", "pages", 1),
+        invoke("right", "first_difference", u32::MAX),
+        invoke("wrong", "first_difference", 65528),
+        // Wrong on purpose: the one failure expected.
+        invoke("right", "pages", 2),
+    ];
+    let commands = kinds
+        .into_iter()
+        .zip(1..)
+        .map(|(kind, line)| Command { line, kind })
+        .collect();
+    let image = hosted_qemu::boot_image(vec![Script {
+        path: "checker".to_owned(),
+        commands,
+    }]);
+    let report = hosted_qemu::run_in_qemu(&kernel(), &image, std::time::Duration::from_secs(300))
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    assert_eq!(
+        (report.passed, report.failed),
+        (7, 1),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        report.failures[0].starts_with("checker:8: "),
+        "{:?}",
+        report.failures
+    );
+}
