@@ -28,6 +28,8 @@ step "RISC-V boot in QEMU: the HAL conformance suite on one hart, then on two"
 scripts/qemu-boot.sh target/riscv64gc-unknown-none-elf/release/hal-riscv
 scripts/qemu-boot.sh target/riscv64gc-unknown-none-elf/release/hal-riscv -smp 2
 
+# tests/tests/fuzz_regressions.rs replays the kept fuzz inputs, those of `hosted_qemu` and
+# `differential` also in one QEMU boot of the kernel built above.
 step "tests (host, and the spec sets and trap tests inside QEMU)"
 cargo test --quiet
 cargo test --quiet -p hal-riscv --lib
@@ -49,6 +51,7 @@ CARGO_TARGET_DIR=target/fuzz-check cargo clippy --quiet --manifest-path fuzz/Car
 # not need, but leaves a core idle: 13.5 min measured under load), then about 85 s for the
 # runs, 7.5 min in all. Installing cargo-fuzz adds about 40 s. FUZZ_SECONDS (default 20)
 # sets the time per target, 0 skips the step. Longer campaigns: fuzz/README.md.
+# `hosted_qemu` compares its modules in QEMU (the kernel built above) when it exits.
 fuzz_seconds="${FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then
     step "fuzz targets, ${fuzz_seconds} s each (cargo +nightly fuzz)"
@@ -77,6 +80,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
         fi
         echo "$target: $(grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec)' \
             "fuzz/target/$target.log" | tr -s ' \n' ' ')"
+        grep -E '^hosted_qemu: [0-9]+ inputs' "fuzz/target/$target.log" || true
     done
 fi
 
