@@ -5,6 +5,8 @@
 //! function is called, twice over, with the same arguments drawn from the input, and
 //! each call must give the same results, or trap in both with the same [`Trap`]. At the
 //! end the exported memories' bytes and the exported globals' values must be equal.
+//! `v128` values are compared bit for bit; reference arguments are null, and reference
+//! results and globals are compared by nullness.
 //!
 //! What is not a finding: a module kernel-core refuses as unsupported (a feature it does
 //! not implement yet) or either engine runs out of a resource for (memory, stack depth).
@@ -18,7 +20,7 @@
 //! global is never reset the fuel bounds the work of all the calls together.
 
 use arbitrary::{Arbitrary, Unstructured};
-use kernel_core::wasm::env::{ModuleErrorKind, ValType, WASM2_FEATURES};
+use kernel_core::wasm::env::{ModuleErrorKind, RefType, ValType, WASM2_FEATURES};
 use kernel_core::wasm::runtime::{
     CallError, Extern, InstantiationError, LoadError, Module, Store, Val,
 };
@@ -36,17 +38,17 @@ const MAX_MEMORY_BYTES: u64 = 16 * 65536;
 /// How many times every export is called.
 const ROUNDS: usize = 2;
 
-/// The WebAssembly 2.0 features the JIT does not implement yet. Other work is adding them:
-/// when it lands, flip the switch here (the module generator and wasmi follow it).
-const BULK_MEMORY: bool = false;
+/// Switches for the WebAssembly 2.0 features beyond the numeric ones; the module generator
+/// and wasmi follow them. All are on: the JIT compiles every 2.0 operator.
+const BULK_MEMORY: bool = true;
 /// See [`BULK_MEMORY`].
-const REFERENCE_TYPES: bool = false;
-/// See [`BULK_MEMORY`]; wasmi needs its `simd` feature too (see [`wasmi_engine`]).
-const SIMD: bool = false;
+const REFERENCE_TYPES: bool = true;
+/// See [`BULK_MEMORY`]; wasmi runs SIMD with its `simd` cargo feature (tests/Cargo.toml).
+const SIMD: bool = true;
 
-/// The wasm-smith configuration: WebAssembly 1.0 with sign extension, saturating
-/// conversions and multiple values, floats with NaNs canonicalized (so that every result
-/// is deterministic), one memory of at most [`MAX_MEMORY_BYTES`] (a declared maximum is
+/// The wasm-smith configuration: WebAssembly 2.0 (1.0 with sign extension, saturating
+/// conversions, multiple values and the switches above; no relaxed SIMD), floats with NaNs
+/// canonicalized, scalar and in lanes (so that every result is deterministic), one memory of at most [`MAX_MEMORY_BYTES`] (a declared maximum is
 /// required, so growth is bounded in both engines), one table, no imports, everything
 /// exported.
 #[must_use]
@@ -89,8 +91,8 @@ fn wasmi_engine() -> wasmi::Engine {
     config
         .wasm_bulk_memory(BULK_MEMORY)
         .wasm_reference_types(REFERENCE_TYPES)
-        // SIMD is off in wasmi unless its `simd` cargo feature is on: turning on `SIMD`
-        // means adding that feature in tests/Cargo.toml and `.wasm_simd(SIMD)` here.
+        .wasm_simd(SIMD)
+        .wasm_relaxed_simd(false)
         .wasm_tail_call(false)
         .wasm_extended_const(false)
         .wasm_multi_memory(false)
@@ -99,18 +101,22 @@ fn wasmi_engine() -> wasmi::Engine {
     wasmi::Engine::new(&config)
 }
 
-/// A value both engines understand.
+/// A value both engines understand. References are compared by nullness only: the
+/// engines' function references cannot be compared with each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Value {
     I32(i32),
     I64(i64),
     F32(u32),
     F64(u64),
+    V128(u128),
+    FuncRef { null: bool },
+    ExternRef { null: bool },
 }
 
 impl Value {
     /// A deterministic argument of type `ty` from the input: a boundary value or raw bits,
-    /// zero once the input is used up.
+    /// zero once the input is used up; null for references.
     fn arbitrary(ty: ValType, input: &mut Unstructured<'_>) -> Option<Self> {
         let choice = u8::arbitrary(input).unwrap_or(0);
         let raw = u64::arbitrary(input).unwrap_or(0);
@@ -132,7 +138,13 @@ impl Value {
             ValType::I64 => Self::I64(bits.cast_signed()),
             ValType::F32 => Self::F32(bits as u32),
             ValType::F64 => Self::F64(bits),
-            ValType::V128 | ValType::Ref(_) => return None,
+            ValType::V128 => {
+                let low = u64::arbitrary(input).unwrap_or(0);
+                Self::V128(u128::from(bits) << 64 | u128::from(low))
+            }
+            ValType::Ref(RefType::Func) => Self::FuncRef { null: true },
+            ValType::Ref(RefType::Extern) => Self::ExternRef { null: true },
+            ValType::Ref(RefType::Exn) => return None,
         };
         Some(value)
     }
@@ -143,6 +155,10 @@ impl Value {
             Self::I64(value) => Val::I64(value),
             Self::F32(bits) => Val::F32(bits),
             Self::F64(bits) => Val::F64(bits),
+            Self::V128(bits) => Val::V128(bits),
+            // Only null references are ever passed in.
+            Self::FuncRef { .. } => Val::FuncRef(None),
+            Self::ExternRef { .. } => Val::ExternRef(None),
         }
     }
 
@@ -152,26 +168,41 @@ impl Value {
             Self::I64(value) => wasmi::Val::I64(value),
             Self::F32(bits) => wasmi::Val::F32(wasmi::F32::from_bits(bits)),
             Self::F64(bits) => wasmi::Val::F64(wasmi::F64::from_bits(bits)),
+            Self::V128(bits) => wasmi::Val::V128(wasmi::V128::from(bits)),
+            Self::FuncRef { .. } => wasmi::Val::default_for_ty(wasmi::ValType::FuncRef),
+            Self::ExternRef { .. } => wasmi::Val::default_for_ty(wasmi::ValType::ExternRef),
         }
     }
 
-    fn from_kernel(value: &Val) -> Option<Self> {
+    fn from_kernel(value: &Val) -> Self {
         match *value {
-            Val::I32(value) => Some(Self::I32(value)),
-            Val::I64(value) => Some(Self::I64(value)),
-            Val::F32(bits) => Some(Self::F32(bits)),
-            Val::F64(bits) => Some(Self::F64(bits)),
-            Val::V128(_) | Val::FuncRef(_) | Val::ExternRef(_) => None,
+            Val::I32(value) => Self::I32(value),
+            Val::I64(value) => Self::I64(value),
+            Val::F32(bits) => Self::F32(bits),
+            Val::F64(bits) => Self::F64(bits),
+            Val::V128(bits) => Self::V128(bits),
+            Val::FuncRef(reference) => Self::FuncRef {
+                null: reference.is_none(),
+            },
+            Val::ExternRef(reference) => Self::ExternRef {
+                null: reference.is_none(),
+            },
         }
     }
 
-    fn from_wasmi(value: &wasmi::Val) -> Option<Self> {
+    fn from_wasmi(value: &wasmi::Val) -> Self {
         match value {
-            wasmi::Val::I32(value) => Some(Self::I32(*value)),
-            wasmi::Val::I64(value) => Some(Self::I64(*value)),
-            wasmi::Val::F32(value) => Some(Self::F32(value.to_bits())),
-            wasmi::Val::F64(value) => Some(Self::F64(value.to_bits())),
-            wasmi::Val::V128(_) | wasmi::Val::FuncRef(_) | wasmi::Val::ExternRef(_) => None,
+            wasmi::Val::I32(value) => Self::I32(*value),
+            wasmi::Val::I64(value) => Self::I64(*value),
+            wasmi::Val::F32(value) => Self::F32(value.to_bits()),
+            wasmi::Val::F64(value) => Self::F64(value.to_bits()),
+            wasmi::Val::V128(value) => Self::V128(value.as_u128()),
+            wasmi::Val::FuncRef(reference) => Self::FuncRef {
+                null: reference.is_null(),
+            },
+            wasmi::Val::ExternRef(reference) => Self::ExternRef {
+                null: reference.is_null(),
+            },
         }
     }
 
@@ -245,12 +276,7 @@ fn wasmi_outcome(error: &wasmi::Error, kernel: &Outcome) -> Outcome {
 /// On [`CallError::BadArguments`]: the arguments are made from the function's type.
 fn kernel_outcome(result: Result<Vec<Val>, CallError>) -> Outcome {
     match result {
-        Ok(values) => Outcome::Values(
-            values
-                .iter()
-                .map(|value| Value::from_kernel(value).expect("a numeric result"))
-                .collect(),
-        ),
+        Ok(values) => Outcome::Values(values.iter().map(Value::from_kernel).collect()),
         Err(CallError::Trap {
             trap: Trap::StackOverflow,
             ..
@@ -268,6 +294,13 @@ fn same_outcome(kernel: &Outcome, reference: &Outcome) -> bool {
         }
         (a, b) => a == b,
     }
+}
+
+/// An argument of type `ty` drawn from `input` the way this target draws them (boundary
+/// values or raw bits; null references), as a kernel-core value; `None` for a type no
+/// argument is made for. The `hosted_qemu` target calls with the same arguments.
+pub fn argument(ty: ValType, input: &mut Unstructured<'_>) -> Option<Val> {
+    Value::arbitrary(ty, input).map(Value::to_kernel)
 }
 
 /// Generates the module of an input: wasm-smith with [`smith_config`] and fuel; `None`
@@ -402,12 +435,7 @@ pub fn run(wasm: &[u8], input: &mut Unstructured<'_>) {
                 .collect();
             let reference =
                 match reference_func.call(&mut reference_store, &reference_args, &mut results) {
-                    Ok(()) => Outcome::Values(
-                        results
-                            .iter()
-                            .map(|value| Value::from_wasmi(value).expect("a numeric result"))
-                            .collect(),
-                    ),
+                    Ok(()) => Outcome::Values(results.iter().map(Value::from_wasmi).collect()),
                     Err(error) => wasmi_outcome(&error, &kernel),
                 };
             if kernel == Outcome::Exhausted || reference == Outcome::Exhausted {
@@ -445,11 +473,8 @@ pub fn run(wasm: &[u8], input: &mut Unstructured<'_>) {
                     .and_then(wasmi::Extern::into_global)
                     .expect("wasmi exports the same global")
                     .get(&reference_store);
-                let (Some(value), Some(reference)) =
-                    (Value::from_kernel(&value), Value::from_wasmi(&reference))
-                else {
-                    continue;
-                };
+                let (value, reference) =
+                    (Value::from_kernel(&value), Value::from_wasmi(&reference));
                 assert!(
                     value.same(reference),
                     "global {name}: kernel-core {value:?}, wasmi {reference:?}"

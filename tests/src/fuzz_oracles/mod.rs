@@ -11,8 +11,10 @@
 //! | `validate` | [`validate::check`]: translation agrees with `wasmparser::Validator`; compiling never panics |
 //! | `differential` | [`differential::check`]: wasm-smith modules run on kernel-core and on `wasmi` |
 //! | `traps` | [`traps::check`]: modules built to trap at chosen points, against a model |
+//! | `hosted_qemu` | [`hosted_qemu::check`] hosted, then one QEMU boot for every kept input ([`hosted_qemu::check_in_qemu`]): the `differential` target's modules on hal-hosted and on hal-riscv in QEMU |
 
 pub mod differential;
+pub mod hosted_qemu;
 pub mod traps;
 pub mod validate;
 pub mod vmshape;
@@ -22,9 +24,10 @@ pub type Oracle = fn(&[u8]);
 
 /// Every target, by the name of its directory under `tests/fuzz-regressions/`, with its
 /// oracle.
-pub const TARGETS: [(&str, Oracle); 4] = [
+pub const TARGETS: [(&str, Oracle); 5] = [
     ("vmshape", vmshape::check),
     ("validate", validate::check),
     ("differential", differential::check),
     ("traps", traps::check),
+    ("hosted_qemu", hosted_qemu::check),
 ];
