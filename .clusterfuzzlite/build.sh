@@ -19,14 +19,22 @@ fi
 cd "$repository"
 
 # The repository pins a stable toolchain (rust-toolchain.toml); sanitizers need nightly.
-toolchain="${FUZZ_TOOLCHAIN:-+nightly}"
+# The engines' image names its nightly in $RUSTUP_TOOLCHAIN, which overrides the pin;
+# elsewhere `+nightly`, or `+$FUZZ_TOOLCHAIN`.
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+    toolchain=("+$FUZZ_TOOLCHAIN")
+elif [ -n "${RUSTUP_TOOLCHAIN:-}" ]; then
+    toolchain=()
+else
+    toolchain=(+nightly)
+fi
 target_dir="${CARGO_TARGET_DIR:-$repository/fuzz/target}"
-triple="$(rustc "$toolchain" -vV | sed -n 's/^host: //p')"
+triple="$(rustc ${toolchain[@]+"${toolchain[@]}"} -vV | sed -n 's/^host: //p')"
 
-cargo "$toolchain" fuzz build -O --target-dir "$target_dir"
+cargo ${toolchain[@]+"${toolchain[@]}"} fuzz build -O --target-dir "$target_dir"
 
 mkdir -p "$OUT"
-for target in $(cargo "$toolchain" fuzz list); do
+for target in $(cargo ${toolchain[@]+"${toolchain[@]}"} fuzz list); do
     cp "$target_dir/$triple/release/$target" "$OUT/"
     seeds="tests/fuzz-regressions/$target"
     if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds")" ]; then

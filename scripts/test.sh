@@ -66,12 +66,13 @@ MIRIFLAGS="-Zmiri-permissive-provenance" cargo +nightly miri test --quiet -p ker
 
 # Fuzzing (fuzz/, cargo-fuzz and libFuzzer, which need nightly): every target for a short
 # fixed time, seeded with the kept regression inputs. Measured on a 2-core machine with
-# cargo-fuzz installed: 6 min to build the targets from nothing with AddressSanitizer and
-# 16 codegen units (cargo-fuzz's default of one makes faster fuzzers, which 20 s runs do
-# not need, but leaves a core idle: 13.5 min measured under load), then about 85 s for the
-# runs, 7.5 min in all. Installing cargo-fuzz adds about 40 s. FUZZ_SECONDS (default 20)
-# sets the time per target, 0 skips the step. Longer campaigns: fuzz/README.md.
-# `hosted_qemu` compares its modules in QEMU (the kernel built above) when it exits.
+# cargo-fuzz installed (four targets then): 6 min to build the targets from nothing with
+# AddressSanitizer and 16 codegen units (cargo-fuzz's default of one makes faster fuzzers,
+# which 20 s runs do not need, but leaves a core idle: 13.5 min measured under load), then
+# FUZZ_SECONDS (default 20) per target, five targets; `hosted_qemu` boots QEMU (the kernel
+# built above) once more when it exits, a few seconds. Installing cargo-fuzz adds about
+# 40 s (2 min on a loaded machine). FUZZ_SECONDS=0 skips the step. Longer campaigns:
+# fuzz/README.md.
 fuzz_seconds="${FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then
     step "fuzz targets, ${fuzz_seconds} s each (cargo +nightly fuzz)"

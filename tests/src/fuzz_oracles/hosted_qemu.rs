@@ -548,6 +548,9 @@ struct Campaign {
 /// The campaign of this process, started by the first input.
 static CAMPAIGN: std::sync::Mutex<Option<Campaign>> = std::sync::Mutex::new(None);
 
+/// The hash of the last input [`fuzz`] ran.
+static LAST_INPUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Inputs seen, modules compared, QEMU boots, commands passed, scripts skipped for an
 /// exhaustion in QEMU, and seconds spent in QEMU, over the campaign.
 static INPUTS: AtomicUsize = AtomicUsize::new(0);
@@ -571,6 +574,19 @@ static QEMU_SECONDS: AtomicUsize = AtomicUsize::new(0);
 /// # Panics
 /// As [`script`], and when the QEMU worker has died.
 pub fn fuzz(data: &[u8]) {
+    // libFuzzer runs an input a second time when the first run allocated more than it
+    // freed, as every run that joins the batch does, before it looks for leaks with a
+    // (slow) LeakSanitizer pass. The second run returns here without allocating: no
+    // duplicate in the batch, and libFuzzer sees no leak to look for.
+    let hash = {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        data.hash(&mut hasher);
+        hasher.finish()
+    };
+    if LAST_INPUT.swap(hash, Ordering::Relaxed) == hash {
+        return;
+    }
     let index = INPUTS.fetch_add(1, Ordering::Relaxed);
     let Some(script) = script(format!("input-{index}"), data) else {
         return;
