@@ -83,7 +83,10 @@ fn process_switch(c: &mut Criterion) {
                     module: yielder(iters, None),
                 },
             ];
-            boot(Job::Boot(BootRequest { programs })) / 2
+            boot(Job::Boot(BootRequest {
+                programs,
+                determinism: None,
+            })) / 2
         });
     });
 }
@@ -163,7 +166,10 @@ fn ipc_round_trip(c: &mut Criterion) {
                         module: wat::parse_str(PONG).expect("pong parses"),
                     },
                 ];
-                boot(Job::Boot(BootRequest { programs }))
+                boot(Job::Boot(BootRequest {
+                programs,
+                determinism: None,
+            }))
             });
         });
     }
@@ -203,7 +209,10 @@ fn spawn_to_exit(c: &mut Criterion) {
                         .expect("the child parses"),
                 },
             ];
-            boot(Job::Boot(BootRequest { programs }))
+            boot(Job::Boot(BootRequest {
+                programs,
+                determinism: None,
+            }))
         });
     });
 }
@@ -250,7 +259,10 @@ impl Loops {
         let engine: &'static Engine<HostedHal> = Box::leak(Box::new(Engine::new(
             HostedHal::new(HostedConfig::default()),
             EngineConfig {
-                compile: CompileOptions { epoch_checks },
+                compile: CompileOptions {
+                    epoch_checks,
+                    ..CompileOptions::default()
+                },
                 ..EngineConfig::default()
             },
         )));

@@ -10,7 +10,8 @@ use crate::KernelHal;
 use crate::boot::image::KernelOptions;
 use crate::ipc::ChannelEnd;
 use crate::process::{self, PROGRAM_STACK_SIZE, Process, ProcessExit, SpawnError};
-use crate::sched::Scheduler;
+use crate::replay::InputKind;
+use crate::sched::{Deterministic, Scheduler};
 use crate::sync::SpinLock;
 use crate::wasm::runtime::{Engine, Module};
 
@@ -61,16 +62,22 @@ pub struct Kernel<H: KernelHal> {
 }
 
 impl<H: KernelHal> Kernel<H> {
-    /// A kernel on `engine` with the compiled boot programs.
+    /// A kernel on `engine` with the compiled boot programs; in deterministic mode when
+    /// `deterministic` is given (see [`crate::sched::deterministic`]).
     pub fn new(
         engine: &'static Engine<H>,
         programs: Vec<BootProgram<H>>,
         options: KernelOptions,
         report_exits: bool,
+        deterministic: Option<Deterministic>,
     ) -> Self {
+        let sched = match deterministic {
+            Some(det) => Scheduler::new_deterministic(engine.hal(), det),
+            None => Scheduler::new(engine.hal()),
+        };
         Self {
             engine,
-            sched: Scheduler::new(engine.hal()),
+            sched,
             programs,
             options: KernelOptions {
                 max_handles: options.max_handles.max(1),
@@ -101,6 +108,37 @@ impl<H: KernelHal> Kernel<H> {
     /// The scheduler.
     pub fn scheduler(&self) -> &Scheduler<H> {
         &self.sched
+    }
+
+    /// Deterministic mode's state, in deterministic mode.
+    pub fn deterministic(&self) -> Option<&Deterministic> {
+        self.sched.deterministic()
+    }
+
+    /// The time processes see (`now`, `sleep`, CPU time): the HAL's clock, or the logical
+    /// clock in deterministic mode.
+    pub fn now_ns(&self) -> u64 {
+        match self.deterministic() {
+            Some(det) => det.now_ns(),
+            None => self.hal().now_ns(),
+        }
+    }
+
+    /// Reads an input from outside the kernel (console input, a clock reading, random
+    /// bytes) into `buf` with `read`, which returns how many bytes it read. Every such
+    /// read goes through here: in deterministic mode the input is recorded, and on replay
+    /// the recorded input is given back instead of calling `read`
+    /// (see [`crate::replay`]). Returns the number of bytes in `buf`.
+    pub fn external_input(
+        &self,
+        kind: InputKind,
+        buf: &mut [u8],
+        read: impl FnOnce(&mut [u8]) -> usize,
+    ) -> usize {
+        match self.deterministic() {
+            Some(det) => det.external_input(kind, buf, read),
+            None => read(buf).min(buf.len()),
+        }
     }
 
     /// A fresh process id for a process named `name`, counted as live until
@@ -174,6 +212,9 @@ impl<H: KernelHal> Kernel<H> {
     /// A process ended: prints its exit line when this boot reports them, and records its
     /// status.
     pub(crate) fn process_ended(&self, pid: u32, name: &str, exit: &ProcessExit) {
+        if let Some(det) = self.deterministic() {
+            det.event(format_args!("exit name={name} status={exit}"));
+        }
         self.live_processes.lock().remove(&pid);
         let status = match exit {
             ProcessExit::Code(code) => *code,

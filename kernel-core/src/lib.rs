@@ -16,6 +16,7 @@ pub mod ipc;
 pub mod job;
 pub mod kernel;
 pub mod process;
+pub mod replay;
 pub mod sched;
 pub mod spec;
 pub mod spectest;

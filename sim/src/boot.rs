@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::boot::image::{BootImage, BootRequest, Job, KernelOptions, Program};
+use kernel_core::boot::image::{
+    BootImage, BootRequest, DeterminismRequest, Job, KernelOptions, Program,
+};
+use kernel_core::hal::Machine as _;
 
 use crate::exit::Status;
 use crate::module_file;
@@ -51,6 +54,102 @@ impl KernelArgs {
     }
 }
 
+/// Deterministic mode's options of `sim boot` and `sim qemu boot`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeterminismArgs {
+    /// Deterministic mode: one host CPU runs the `--cpus N` simulated CPUs (default 1) in
+    /// turn on a logical clock, with every scheduling choice drawn from seed S; prints
+    /// `trace-hash: <hex>` at the end.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Write the trace (one line per scheduling decision and syscall, with its logical
+    /// time, CPU and pid) to FILE. Needs `--seed`, `--record` or `--replay`.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Deterministic mode, recording the seed (drawn from the clock unless `--seed` gives
+    /// one) and every outside input to FILE, for `--replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Replay the run recorded in FILE (hosted or under QEMU): the same output and trace
+    /// hash. Refused when the program files changed.
+    #[arg(long, value_name = "FILE", conflicts_with = "seed")]
+    pub replay: Option<PathBuf>,
+}
+
+impl DeterminismArgs {
+    /// The boot image's determinism request for these arguments (`None`: normal mode),
+    /// with `cpus` simulated CPUs; `over_console` under QEMU.
+    ///
+    /// # Errors
+    /// The status to exit with, after the problem was reported on stderr.
+    pub fn request(
+        &self,
+        cpus: Option<u16>,
+        over_console: bool,
+    ) -> Result<Option<DeterminismRequest>, Status> {
+        if self.seed.is_none() && self.record.is_none() && self.replay.is_none() {
+            if self.trace.is_some() {
+                eprintln!("error: --trace needs deterministic mode: --seed, --record or --replay");
+                return Err(Status::Usage);
+            }
+            return Ok(None);
+        }
+        let replay = match &self.replay {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    eprintln!("error: {}: {error}", path.display());
+                    return Err(Status::Io);
+                }
+            },
+            None => None,
+        };
+        Ok(Some(DeterminismRequest {
+            cpus: u32::from(cpus.unwrap_or(1)),
+            seed: self.seed,
+            replay,
+            trace: self.trace.is_some(),
+            record: self.record.is_some(),
+            over_console,
+        }))
+    }
+
+    /// Writes the trace and the recording of a finished run to their files.
+    ///
+    /// # Errors
+    /// [`Status::Io`] after reporting a file that could not be written.
+    pub fn write_outputs(&self, trace: Option<&str>, recording: Option<&str>) -> Result<(), Status> {
+        for (path, text) in [(&self.trace, trace), (&self.record, recording)] {
+            if let Some(path) = path
+                && let Err(error) = std::fs::write(path, text.unwrap_or_default())
+            {
+                eprintln!("error: {}: {error}", path.display());
+                return Err(Status::Io);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sim boot --seed/--record/--replay`: boots the hosted kernel in deterministic mode on
+/// one host CPU, writes the trace and recording files, and ends the process with the
+/// kernel's status.
+pub fn hosted_deterministic(image: &BootImage, determinism: &DeterminismArgs) -> ! {
+    let hal = HostedHal::new(HostedConfig {
+        cpus: Some(1),
+        boot_image: Some(image.encode()),
+        ..HostedConfig::default()
+    });
+    let (hal, mut status) = kernel_core::boot::run(hal);
+    if let Some(outputs) = kernel_core::sched::deterministic::take_outputs()
+        && let Err(failed) =
+            determinism.write_outputs(outputs.trace.as_deref(), outputs.recording.as_deref())
+    {
+        status = failed.code();
+    }
+    hal.shutdown(status)
+}
+
 /// Parses a positive number of seconds into nanoseconds.
 fn parse_seconds(text: &str) -> Result<u64, String> {
     let seconds: f64 = text
@@ -83,9 +182,14 @@ pub fn boot_image(
     init: Option<&Path>,
     programs: &[PathBuf],
     options: KernelOptions,
+    determinism: Option<DeterminismRequest>,
 ) -> Result<BootImage, Status> {
     let Some(init) = init else {
-        return Ok(crate::demo::image(options));
+        let mut image = crate::demo::image(options);
+        if let Job::Boot(request) = &mut image.job {
+            request.determinism = determinism;
+        }
+        return Ok(image);
     };
     let mut loaded: Vec<Program> = Vec::with_capacity(programs.len() + 1);
     for path in std::iter::once(init).chain(programs.iter().map(PathBuf::as_path)) {
@@ -105,6 +209,9 @@ pub fn boot_image(
     }
     Ok(BootImage {
         options,
-        job: Job::Boot(BootRequest { programs: loaded }),
+        job: Job::Boot(BootRequest {
+            programs: loaded,
+            determinism,
+        }),
     })
 }

@@ -33,7 +33,10 @@ pub fn image(mut options: KernelOptions) -> BootImage {
         .collect();
     BootImage {
         options,
-        job: Job::Boot(BootRequest { programs }),
+        job: Job::Boot(BootRequest {
+            programs,
+            determinism: None,
+        }),
     }
 }
 

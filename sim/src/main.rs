@@ -63,6 +63,9 @@ enum Command {
         /// CPUs and limits of the kernel.
         #[command(flatten)]
         kernel: boot::KernelArgs,
+        /// Deterministic mode, trace, record and replay.
+        #[command(flatten)]
+        determinism: boot::DeterminismArgs,
     },
     /// Boot the hosted kernel without work: it checks its HAL (the conformance suite that
     /// also runs when QEMU boots the kernel without an initrd) and reports.
@@ -97,8 +100,16 @@ fn main() -> ExitCode {
             init,
             programs,
             kernel,
-        }) => match boot::boot_image(init.as_deref(), &programs, kernel.options()) {
-            Ok(image) => boot::hosted(Some(&image), kernel.cpus),
+            determinism,
+        }) => match determinism
+            .request(kernel.cpus, false)
+            .and_then(|request| {
+                let deterministic = request.is_some();
+                boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
+                    .map(|image| (image, deterministic))
+            }) {
+            Ok((image, true)) => boot::hosted_deterministic(&image, &determinism),
+            Ok((image, false)) => boot::hosted(Some(&image), kernel.cpus),
             Err(status) => status.code(),
         },
         Some(Command::Wast { files, spec }) => wast::run(&files, spec).code(),

@@ -28,8 +28,9 @@ use kernel_core::boot::image::{
     BootImage, CONSOLE_BEGIN, Job, KernelOptions, STDERR_PREFIX, WastRequest,
 };
 use kernel_core::job::JobStatus;
+use kernel_core::sched::deterministic::FRAME_PREFIX;
 
-use crate::boot::KernelArgs;
+use crate::boot::{DeterminismArgs, KernelArgs};
 use crate::exit::Status;
 use crate::wast::SpecVersion;
 
@@ -93,6 +94,9 @@ pub enum QemuCommand {
         /// CPUs (harts) and limits of the kernel.
         #[command(flatten)]
         kernel: KernelArgs,
+        /// Deterministic mode, trace, record and replay (one hart runs them all).
+        #[command(flatten)]
+        determinism: DeterminismArgs,
     },
     /// Run spec scripts in the kernel, as `sim wast` does; one QEMU per script.
     Wast {
@@ -122,17 +126,28 @@ pub fn run(options: QemuArgs) -> u8 {
             args,
             kernel,
         } => match crate::run::image(&file, invoke.as_deref(), &args, kernel) {
-            Ok(image) => run_image(options.kernel, &file, &image, kernel.cpus, timeout),
+            Ok(image) => run_image(options.kernel, &file, &image, kernel.cpus, timeout, None),
             Err(status) => status.code(),
         },
         QemuCommand::Boot {
             init,
             programs,
             kernel,
-        } => match crate::boot::boot_image(init.as_deref(), &programs, kernel.options()) {
-            Ok(image) => {
+            determinism,
+        } => match determinism.request(kernel.cpus, true).and_then(|request| {
+            let deterministic = request.is_some();
+            crate::boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
+                .map(|image| (image, deterministic))
+        }) {
+            Ok((image, deterministic)) => {
                 let path = init.unwrap_or_else(|| PathBuf::from("demo"));
-                run_image(options.kernel, &path, &image, kernel.cpus, timeout)
+                // Deterministic mode runs every simulated CPU on one hart.
+                let (harts, files) = if deterministic {
+                    (Some(1), Some(&determinism))
+                } else {
+                    (kernel.cpus, None)
+                };
+                run_image(options.kernel, &path, &image, harts, timeout, files)
             }
             Err(status) => status.code(),
         },
@@ -148,13 +163,15 @@ pub fn run(options: QemuArgs) -> u8 {
 }
 
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
-/// arrives.
+/// arrives; in deterministic mode, the framed trace and recording lines written to the
+/// files of `determinism`.
 fn run_image(
     kernel: Option<PathBuf>,
     path: &Path,
     image: &BootImage,
     cpus: Option<u16>,
     timeout: Duration,
+    determinism: Option<&DeterminismArgs>,
 ) -> u8 {
     let kernel = match prepare(kernel) {
         Ok(kernel) => kernel,
@@ -169,13 +186,30 @@ fn run_image(
             line.print();
         },
     );
-    match outcome.finish() {
+    let code = match outcome.finish() {
         Ok(code) => code,
         Err(message) => {
             eprintln!("error: {}: {message}", path.display());
-            Status::KernelFailure.code()
+            return Status::KernelFailure.code();
+        }
+    };
+    if let Some(determinism) = determinism {
+        let framed = |wanted: u8| -> String {
+            outcome
+                .lines
+                .iter()
+                .filter_map(|line| match line {
+                    Line::Framed(tag, text) if *tag == wanted => Some(format!("{text}\n")),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (trace, recording) = (framed(b'T'), framed(b'R'));
+        if let Err(status) = determinism.write_outputs(Some(&trace), Some(&recording)) {
+            return status.code();
         }
     }
+    code
 }
 
 /// `sim qemu wast`.
@@ -312,6 +346,9 @@ enum Line {
     Out(String),
     /// For standard error (the prefix stripped).
     Err(String),
+    /// A trace (`T`) or recording (`R`) line of deterministic mode, for a file (the frame
+    /// stripped).
+    Framed(u8, String),
 }
 
 /// Whether a line could not be printed: `sim qemu` then ends with
@@ -325,6 +362,7 @@ impl Line {
         let written = match self {
             Line::Out(text) => writeln!(io::stdout().lock(), "{text}"),
             Line::Err(text) => writeln!(io::stderr().lock(), "{text}"),
+            Line::Framed(..) => Ok(()),
         };
         if written.is_err() {
             OUTPUT_FAILED.store(true, Ordering::Relaxed);
@@ -449,6 +487,14 @@ fn boot(
                 }
                 // A line for standard error may follow an unfinished line for standard
                 // output (a fatal report in the middle of a line): split there.
+                if let Some(framed) = text.strip_prefix(char::from(FRAME_PREFIX)) {
+                    let mut chars = framed.chars();
+                    if let Some(tag @ ('T' | 'R')) = chars.next() {
+                        // The tag is ASCII.
+                        outcome.lines.push(Line::Framed(tag as u8, chars.as_str().to_string()));
+                        continue;
+                    }
+                }
                 let lines = match text.split_once(char::from(STDERR_PREFIX)) {
                     None => vec![Line::Out(text.to_string())],
                     Some(("", text)) => vec![Line::Err(text.to_string())],

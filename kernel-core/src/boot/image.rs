@@ -16,7 +16,9 @@
 //!            quiet:u8
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
-//! boot    := programs:vec<name:str module:bytes>                        (kind 3)
+//! boot    := programs:vec<name:str module:bytes> determinism            (kind 3)
+//! determinism := 0 | 1 cpus:u32 seed:option<u64> replay:option<bytes> flags:u8
+//!            (flags: 1 keep the trace, 2 keep a recording, 4 send them over the console)
 //! u32/u64 := unsigned LEB128        u128 := 16 bytes, little-endian
 //! bytes   := len:u32 byte*          str := bytes, UTF-8
 //! option  := 0 | 1 value            vec := count:u32 value*
@@ -117,7 +119,35 @@ pub enum Job {
 pub struct BootRequest {
     /// The boot programs, init first. `spawn` finds the others by name.
     pub programs: Vec<Program>,
+    /// Deterministic mode (`sim boot --seed`, `--record`, `--replay`), when asked for.
+    pub determinism: Option<DeterminismRequest>,
 }
+
+/// How a deterministic boot runs (see `crate::sched::deterministic`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeterminismRequest {
+    /// How many CPUs one host CPU simulates (ignored on replay: the recording says).
+    pub cpus: u32,
+    /// The seed of the scheduling choices; `None`: the kernel draws one from its clock
+    /// (an outside input, kept in the recording).
+    pub seed: Option<u64>,
+    /// A recording (`crate::replay`) to replay instead of `seed` and `cpus`.
+    pub replay: Option<Vec<u8>>,
+    /// Keep the trace's lines (`--trace FILE`).
+    pub trace: bool,
+    /// Keep a recording (`--record FILE`).
+    pub record: bool,
+    /// Send the trace and the recording over the console, framed (`sim qemu`), instead of
+    /// handing them to the host in memory (hosted `sim`).
+    pub over_console: bool,
+}
+
+/// The `flags` bit of [`DeterminismRequest::trace`].
+const FLAG_TRACE: u8 = 1;
+/// The `flags` bit of [`DeterminismRequest::record`].
+const FLAG_RECORD: u8 = 2;
+/// The `flags` bit of [`DeterminismRequest::over_console`].
+const FLAG_OVER_CONSOLE: u8 = 4;
 
 /// A program of the boot image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +244,22 @@ impl BootImage {
                     out.str(&program.name);
                     out.bytes(&program.module);
                 });
+                out.option(boot.determinism.as_ref(), |out, determinism| {
+                    out.u32(determinism.cpus);
+                    out.option(determinism.seed.as_ref(), |out, seed| out.u64(*seed));
+                    out.option(determinism.replay.as_deref(), Writer::bytes);
+                    let flags = [
+                        (determinism.trace, FLAG_TRACE),
+                        (determinism.record, FLAG_RECORD),
+                        (determinism.over_console, FLAG_OVER_CONSOLE),
+                    ];
+                    out.byte(
+                        flags
+                            .iter()
+                            .filter(|(set, _)| *set)
+                            .fold(0, |bits, (_, bit)| bits | bit),
+                    );
+                });
             }
             Job::Wast(wast) => {
                 out.byte(KIND_WAST);
@@ -266,6 +312,7 @@ impl BootImage {
                         module: input.byte_vec()?,
                     })
                 })?,
+                determinism: input.option(Reader::determinism)?,
             }),
             KIND_WAST => Job::Wast(WastRequest {
                 features: input.u64()?,
@@ -669,6 +716,24 @@ impl<'a> Reader<'a> {
         self.take(len, "the bytes of a byte string")
     }
 
+    fn determinism(&mut self) -> Result<DeterminismRequest, DecodeError> {
+        let cpus = self.u32()?;
+        let seed = self.option(Reader::u64)?;
+        let replay = self.option(Reader::byte_vec)?;
+        let flags = self.byte("the determinism flags")?;
+        if flags & !(FLAG_TRACE | FLAG_RECORD | FLAG_OVER_CONSOLE) != 0 {
+            return Err(self.error_at(self.offset - 1, "determinism flags below 8"));
+        }
+        Ok(DeterminismRequest {
+            cpus,
+            seed,
+            replay,
+            trace: flags & FLAG_TRACE != 0,
+            record: flags & FLAG_RECORD != 0,
+            over_console: flags & FLAG_OVER_CONSOLE != 0,
+        })
+    }
+
     fn byte_vec(&mut self) -> Result<Vec<u8>, DecodeError> {
         Ok(self.slice()?.to_vec())
     }
@@ -1055,6 +1120,21 @@ mod tests {
                     module: Vec::new(),
                 },
             ],
+            determinism: None,
+        }))
+    }
+
+    fn deterministic_boot_bundle() -> BootImage {
+        image(Job::Boot(BootRequest {
+            programs: Vec::new(),
+            determinism: Some(DeterminismRequest {
+                cpus: 4,
+                seed: Some(u64::MAX),
+                replay: Some(b"k23-recording 1\n".to_vec()),
+                trace: true,
+                record: false,
+                over_console: true,
+            }),
         }))
     }
 
@@ -1066,7 +1146,13 @@ mod tests {
             invoke: None,
             args: Vec::new(),
         }));
-        for bundle in [wast_bundle(), run_bundle(), boot_bundle(), no_invoke] {
+        for bundle in [
+            wast_bundle(),
+            run_bundle(),
+            boot_bundle(),
+            deterministic_boot_bundle(),
+            no_invoke,
+        ] {
             let bytes = bundle.encode();
             assert!(BootImage::is_boot_image(&bytes));
             assert_eq!(BootImage::decode(&bytes), Ok(bundle.clone()));

@@ -25,7 +25,9 @@ use crate::job::{self, ConsoleOutput, JobStatus};
 use crate::kernel::{BootProgram, Kernel, LoadFailure, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
 use crate::process::{Process, ProcessExit, ProcessMain};
-use crate::sched::{self, Stopped};
+use crate::replay::{Fnv1a64, Recording};
+use crate::sched::deterministic::{FRAME_PREFIX, Setup};
+use crate::sched::{self, Deterministic, Stopped};
 use crate::wasm::env::{ModuleError, ModuleErrorKind, WASM2_FEATURES};
 use crate::wasm::runtime::{Engine, EngineConfig, LoadError, Module};
 
@@ -56,8 +58,28 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             return (Box::leak(Box::new(hal)), JobStatus::KernelFailure.code());
         }
     };
-    hal.install_timer_handler(sched::on_timer);
-    let engine: &'static Engine<H> = Box::leak(Box::new(Engine::new(hal, EngineConfig::default())));
+    let deterministic = match &image.job {
+        Job::Boot(request) => match deterministic_setup(&hal, request) {
+            Ok(setup) => setup,
+            Err(status) => return (Box::leak(Box::new(hal)), status.code()),
+        },
+        Job::Run(_) | Job::Wast(_) => None,
+    };
+    let mut config = EngineConfig::default();
+    if deterministic.is_some() {
+        // No timer: the epoch is the count of check points passed (`sched::deterministic`).
+        config.compile.count_epoch_checks = true;
+    } else {
+        hal.install_timer_handler(sched::on_timer);
+    }
+    let over_console = match &image.job {
+        Job::Boot(request) => request
+            .determinism
+            .as_ref()
+            .is_some_and(|request| request.over_console),
+        Job::Run(_) | Job::Wast(_) => false,
+    };
+    let engine: &'static Engine<H> = Box::leak(Box::new(Engine::new(hal, config)));
     let hal = engine.hal();
     let is_boot = matches!(image.job, Job::Boot(_));
     let programs = match &image.job {
@@ -73,6 +95,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
         programs,
         image.options,
         is_boot && !image.options.quiet,
+        deterministic.map(Deterministic::new),
     )));
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
@@ -82,7 +105,13 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     if let Err(status) = started {
         return (hal, status.code());
     }
-    for cpu in 1..hal.cpu_count() {
+    // Deterministic mode runs every simulated CPU on this one: the others stay parked.
+    let other_cpus = if kernel.deterministic().is_some() {
+        0..0
+    } else {
+        1..hal.cpu_count()
+    };
+    for cpu in other_cpus {
         // CPU numbers are below `cpu_count`, which the HAL keeps small.
         let cpu = CpuId(u32::try_from(cpu).unwrap_or(u32::MAX));
         let arg = core::ptr::from_ref(kernel) as usize;
@@ -94,12 +123,102 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     if kernel.scheduler().run_cpu() == Stopped::Deadlock {
         kernel.report_deadlock();
     }
-    let status = if is_boot {
+    let mut status = if is_boot {
         0
     } else {
         job::exit_code_byte(kernel.last_status())
     };
+    if let Some(det) = kernel.deterministic()
+        && !finish_deterministic(hal, det, over_console)
+    {
+        status = JobStatus::Trap.code();
+    }
     (hal, status)
+}
+
+/// Deterministic mode's setup for `request`, when it asks for deterministic mode: the
+/// seed and CPUs given, drawn or replayed.
+///
+/// # Errors
+/// The status to stop with, after saying why: an unreadable recording, or one made with
+/// other programs.
+fn deterministic_setup<H: KernelHal>(
+    hal: &H,
+    request: &image::BootRequest,
+) -> Result<Option<Setup>, JobStatus> {
+    let Some(determinism) = &request.determinism else {
+        return Ok(None);
+    };
+    let programs: Vec<(String, u64)> = request
+        .programs
+        .iter()
+        .map(|program| (program.name.clone(), Fnv1a64::of(&program.module)))
+        .collect();
+    let (seed, cpus, replay) = match &determinism.replay {
+        Some(bytes) => {
+            let recording = Recording::parse(bytes).map_err(|error| {
+                hal.write_error_bytes(format!("error: cannot read the recording: {error}\n").as_bytes());
+                JobStatus::Usage
+            })?;
+            if recording.programs != programs {
+                let changed = recording
+                    .programs
+                    .iter()
+                    .find(|recorded| !programs.contains(recorded))
+                    .or_else(|| programs.iter().find(|now| !recording.programs.contains(now)))
+                    .map_or_else(String::new, |(name, _)| format!(" (`{name}` differs)"));
+                hal.write_error_bytes(
+                    format!(
+                        "error: cannot replay: the recording was made with other program files{changed}\n"
+                    )
+                    .as_bytes(),
+                );
+                return Err(JobStatus::Usage);
+            }
+            (recording.seed, recording.cpus, Some(recording))
+        }
+        // No seed given: the clock's reading is the seed (kept in the recording).
+        None => (
+            determinism.seed.unwrap_or_else(|| hal.now_ns()),
+            determinism.cpus,
+            None,
+        ),
+    };
+    Ok(Some(Setup {
+        cpus,
+        seed,
+        programs,
+        replay,
+        trace: determinism.trace,
+        record: determinism.record,
+    }))
+}
+
+/// Ends a deterministic run: prints the trace hash, sends the trace and recording over the
+/// console when asked to (`sim qemu`), and says whether a replay repeated its recording.
+fn finish_deterministic<H: KernelHal>(hal: &H, det: &Deterministic, over_console: bool) -> bool {
+    let (outputs, divergence) = det.finish();
+    if over_console {
+        for (tag, text) in [(b'T', &outputs.trace), (b'R', &outputs.recording)] {
+            for line in text.iter().flat_map(|text| text.lines()) {
+                let mut framed = Vec::with_capacity(line.len() + 3);
+                framed.extend_from_slice(&[FRAME_PREFIX, tag]);
+                framed.extend_from_slice(line.as_bytes());
+                framed.push(b'\n');
+                hal.write_bytes(&framed);
+            }
+        }
+    }
+    hal.write_error_bytes(format!("trace-hash: {:016x}\n", outputs.trace_hash).as_bytes());
+    match divergence {
+        None => true,
+        Some(why) => {
+            hal.write_error_bytes(
+                format!("error: the replay did not repeat the recorded run: {why}\n").as_bytes(),
+            );
+            false
+        }
+    }
 }
 
 /// Where every CPU but the first starts: runs its scheduler loop, then waits for the

@@ -25,6 +25,7 @@ use core::cell::{Cell, RefCell, UnsafeCell};
 use core::fmt;
 use core::ops::Deref;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::KernelHal;
 use crate::hal::ContextError;
@@ -141,6 +142,8 @@ pub struct Process<H: KernelHal> {
     exit: RefCell<Option<ProcessExit>>,
     /// Its handles (used only by its own syscalls, on its own stack).
     handles: RefCell<HandleTable<H>>,
+    /// Its store's epoch deadline, in deterministic mode, which each slice moves.
+    epoch_deadline: Cell<Option<NonNull<AtomicU64>>>,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -217,6 +220,7 @@ impl<H: KernelHal> Process<H> {
             exit_code: Cell::new(None),
             exit: RefCell::new(None),
             handles: RefCell::new(table),
+            epoch_deadline: Cell::new(None),
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -291,6 +295,20 @@ impl<H: KernelHal> Process<H> {
     pub(crate) fn begin_slice(&self, now_ns: u64, end_tick: u64) {
         self.run_start_ns.set(now_ns);
         self.slice_end_tick.set(end_tick);
+        if let Some(deadline) = self.epoch_deadline.get() {
+            // Safety: set by `program::prepare_store` to its store's deadline and cleared
+            // before that store drops; the process is switched out, so none of its code
+            // runs while this writes (atomically).
+            unsafe { deadline.as_ref() }.store(end_tick, Ordering::Relaxed);
+        }
+    }
+
+    /// Registers (or with `None` forgets) the process's store's epoch deadline, which
+    /// [`Process::begin_slice`] then moves to each slice's end (deterministic mode, where
+    /// a slice's length is a drawn number of check points). The store must outlive the
+    /// registration.
+    pub(crate) fn set_epoch_deadline_cell(&self, deadline: Option<NonNull<AtomicU64>>) {
+        self.epoch_deadline.set(deadline);
     }
 
     /// The scheduler ends a run at `now_ns`.
@@ -302,7 +320,7 @@ impl<H: KernelHal> Process<H> {
 
     /// CPU time used so far, the current run included.
     pub fn cpu_time_ns(&self) -> u64 {
-        let now = self.kernel.hal().now_ns();
+        let now = self.kernel.now_ns();
         self.cpu_time_ns
             .get()
             .saturating_add(now.saturating_sub(self.run_start_ns.get()))

@@ -24,6 +24,9 @@ pub fn prepare_store<H: KernelHal>(store: &mut Store<'static, H>, process: &'sta
     store.set_memory_limit(process.kernel().options().memory_limit);
     store.set_epoch_handler(Box::new(move || process.on_epoch()));
     store.set_epoch_deadline(process.slice_end_tick());
+    if process.kernel().deterministic().is_some() {
+        process.set_epoch_deadline_cell(Some(store.epoch_deadline_ptr()));
+    }
 }
 
 /// How a call into `process`'s code that failed ends the process: a call to `exit` is
@@ -61,8 +64,18 @@ impl<H: KernelHal> RunEnvironment<'static, H> for ProgramEnvironment<H> {
     }
 }
 
-/// Instantiates `module` (running its start function) and calls `_start` when exported.
+/// Runs `module` in a store of its own, which is gone when this returns.
 fn run<H: KernelHal>(process: &'static Process<H>, module: &Module<'static, H>) -> ProcessExit {
+    let exit = run_in_store(process, module);
+    process.set_epoch_deadline_cell(None);
+    exit
+}
+
+/// Instantiates `module` (running its start function) and calls `_start` when exported.
+fn run_in_store<H: KernelHal>(
+    process: &'static Process<H>,
+    module: &Module<'static, H>,
+) -> ProcessExit {
     let mut store = Store::new(process.kernel().engine());
     prepare_store(&mut store, process);
     let imports = match syscall::link(&mut store, module, process) {

@@ -29,8 +29,18 @@
 //! happen again. An idle CPU that sees this (twice the same count of scheduling events,
 //! so that nothing moved in between) stops the scheduler with [`Stopped::Deadlock`]
 //! instead of waiting forever; the kernel then reports the blocked processes.
+//!
+//! # Deterministic mode
+//!
+//! With a [`Deterministic`] state ([`Scheduler::new_deterministic`]), [`Scheduler::run_cpu`]
+//! runs every simulated CPU's queue on the boot CPU alone, on a logical clock, with the
+//! choices drawn from a seed: see [`deterministic`]. The mechanism (queues, sleepers, wait
+//! queues, switches) is this module's; only the policy differs.
 
+pub mod deterministic;
 mod wait;
+
+pub use deterministic::Deterministic;
 
 pub use wait::WaitQueue;
 
@@ -105,6 +115,8 @@ pub struct Scheduler<H: KernelHal> {
     events: AtomicU64,
     /// Set once a CPU found a deadlock: every CPU stops.
     deadlock: AtomicBool,
+    /// Deterministic mode's state, in deterministic mode.
+    deterministic: Option<Deterministic>,
 }
 
 // Safety: the only non-`Sync` parts are the CPU slots' saved contexts, each written and
@@ -117,7 +129,19 @@ unsafe impl<H: KernelHal> Send for Scheduler<H> {}
 impl<H: KernelHal> Scheduler<H> {
     /// A scheduler for every CPU of `hal`.
     pub fn new(hal: &'static H) -> Self {
-        let cpus = (0..hal.cpu_count())
+        Self::with_cpus(hal, hal.cpu_count(), None)
+    }
+
+    /// A scheduler in deterministic mode: the boot CPU of `hal` serves `deterministic`'s
+    /// simulated CPUs.
+    pub fn new_deterministic(hal: &'static H, deterministic: Deterministic) -> Self {
+        let slots = deterministic.cpus().max(hal.cpu_count());
+        Self::with_cpus(hal, slots, Some(deterministic))
+    }
+
+    /// A scheduler with `slots` CPU slots.
+    fn with_cpus(hal: &'static H, slots: usize, deterministic: Option<Deterministic>) -> Self {
+        let cpus = (0..slots.max(1))
             .map(|_| CpuSlot {
                 queue: SpinLock::new(VecDeque::new()),
                 context: UnsafeCell::new(H::SavedContext::default()),
@@ -133,7 +157,13 @@ impl<H: KernelHal> Scheduler<H> {
             running: AtomicUsize::new(0),
             events: AtomicU64::new(0),
             deadlock: AtomicBool::new(false),
+            deterministic,
         }
+    }
+
+    /// Deterministic mode's state, in deterministic mode.
+    pub fn deterministic(&self) -> Option<&Deterministic> {
+        self.deterministic.as_ref()
     }
 
     /// How many processes have started and not ended.
@@ -154,6 +184,15 @@ impl<H: KernelHal> Scheduler<H> {
     /// Makes `process` ready on the current CPU's queue and wakes an idle CPU to take it.
     /// Also how a [`WaitQueue`] wakes its processes.
     pub(crate) fn enqueue(&self, process: ProcessBox<H>) {
+        if let Some(det) = &self.deterministic {
+            // The current simulated CPU's queue; no other CPU runs to be woken.
+            self.cpus[det.current_cpu() % self.cpus.len()]
+                .queue
+                .lock()
+                .push_back(process);
+            self.events.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         let cpu = self.hal.current_cpu();
         self.slot(cpu).queue.lock().push_back(process);
         self.events.fetch_add(1, Ordering::SeqCst);
@@ -180,6 +219,9 @@ impl<H: KernelHal> Scheduler<H> {
     /// Runs the current CPU's scheduler loop until no process is left, or until every
     /// process left is blocked forever.
     pub fn run_cpu(&self) -> Stopped {
+        if let Some(det) = &self.deterministic {
+            return self.run_deterministic(det);
+        }
         let hal = self.hal;
         // The loop runs on the CPU's own stack and never migrates: the CPU stays the same.
         let cpu = hal.current_cpu();

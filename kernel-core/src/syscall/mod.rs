@@ -202,6 +202,64 @@ fn host_function<H: KernelHal>(
     process: &'static Process<H>,
 ) -> HostCallback<'static> {
     Box::new(move |caller, args, results| {
+        let outcome = serve(syscall, process, caller, args, results);
+        if let Some(det) = process.kernel().deterministic() {
+            trace(det, syscall, args, results, outcome.is_err());
+            if outcome.is_ok() && det.preempt_after_syscall() {
+                det.event(format_args!("preempted after {}", syscall.name()));
+                process.yield_now();
+            }
+        }
+        outcome
+    })
+}
+
+/// Adds a syscall and its result to deterministic mode's trace.
+fn trace(
+    det: &crate::sched::Deterministic,
+    syscall: Syscall,
+    args: &[Val],
+    results: &[Val],
+    unwound: bool,
+) {
+    let mut line = String::from(syscall.name());
+    line.push('(');
+    for (index, arg) in args.iter().enumerate() {
+        if index > 0 {
+            line.push_str(", ");
+        }
+        push_value(&mut line, arg);
+    }
+    line.push(')');
+    if unwound {
+        line.push_str(" unwinds");
+    } else if let Some(result) = results.first() {
+        line.push_str(" = ");
+        push_value(&mut line, result);
+    }
+    det.event(format_args!("syscall {line}"));
+}
+
+/// Appends a syscall argument or result (an integer) to `line`.
+fn push_value(line: &mut String, value: &Val) {
+    use core::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match value {
+        Val::I32(value) => write!(line, "{value}"),
+        Val::I64(value) => write!(line, "{value}"),
+        other => write!(line, "{other:?}"),
+    };
+}
+
+/// Serves one call of `syscall` by `process`.
+fn serve<H: KernelHal>(
+    syscall: Syscall,
+    process: &'static Process<H>,
+    caller: &mut Caller<'_>,
+    args: &[Val],
+    results: &mut [Val],
+) -> Result<(), String> {
+    {
         let result = match syscall {
             Syscall::Print => Val::I32(print(process, caller, args)),
             Syscall::Exit => {
@@ -217,7 +275,7 @@ fn host_function<H: KernelHal>(
                 return Ok(());
             }
             Syscall::Now => {
-                let now = process.kernel().hal().now_ns();
+                let now = process.kernel().now_ns();
                 Val::I64(i64::try_from(now).unwrap_or(i64::MAX))
             }
             Syscall::GetPid => Val::I32(i32::try_from(process.pid()).unwrap_or(i32::MAX)),
@@ -238,7 +296,7 @@ fn host_function<H: KernelHal>(
             *slot = result;
         }
         Ok(())
-    })
+    }
 }
 
 /// Argument `index` as an `i32` (the types were checked at link time).
@@ -273,7 +331,7 @@ fn print<H: KernelHal>(process: &Process<H>, caller: &Caller<'_>, args: &[Val]) 
 fn sleep<H: KernelHal>(process: &Process<H>, ns: i64) {
     match u64::try_from(ns) {
         Ok(ns) if ns > 0 => {
-            let until = process.kernel().hal().now_ns().saturating_add(ns);
+            let until = process.kernel().now_ns().saturating_add(ns);
             process.sleep_until(until);
         }
         _ => process.yield_now(),

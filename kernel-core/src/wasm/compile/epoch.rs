@@ -10,6 +10,10 @@
 //! The check points are WebAssembly positions (function entries, `loop` instructions), the
 //! same on every ISA, which is what makes a count of them a machine-independent clock.
 //!
+//! In deterministic mode (`CompileOptions::count_epoch_checks`) each check also adds one
+//! to the counter before the compare, so the counter is the number of check points passed:
+//! the logical clock of `sched::deterministic`.
+//!
 //! The check loads the epoch and the store's deadline through two pointers loaded once at
 //! function entry, compares them and branches to a cold block that calls the builtin. Its
 //! cost on tight loops is large (measured with `benches/benches/kernel.rs`, paired runs:
@@ -60,7 +64,13 @@ impl FuncTranslator<'_, '_> {
             return Ok(());
         };
         let changing = MemFlagsData::trusted();
-        let epoch = self.builder.ins().load(types::I64, changing, epoch_ptr, 0);
+        let mut epoch = self.builder.ins().load(types::I64, changing, epoch_ptr, 0);
+        if self.env.options.count_epoch_checks {
+            // Deterministic mode: the check counts itself (one host thread runs every
+            // process there, so a plain load and store is exact).
+            epoch = self.builder.ins().iadd_imm_u(epoch, 1);
+            self.builder.ins().store(changing, epoch, epoch_ptr, 0);
+        }
         let deadline = self.builder.ins().load(
             types::I64,
             changing,

@@ -211,11 +211,19 @@ pub struct CompileOptions {
     /// Emit an epoch check at every function entry and loop header (see `epoch`), so that
     /// the scheduler can preempt the code. On by default; off only to measure their cost.
     pub epoch_checks: bool,
+    /// Make every epoch check also count itself: it adds one to the counter behind the
+    /// VMContext's `epoch_ptr` before comparing (see `epoch`). Only deterministic mode
+    /// sets it (`sched::deterministic`), where one host thread runs every process and the
+    /// count of check points passed is the logical clock; normal mode's code is unchanged.
+    pub count_epoch_checks: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        Self { epoch_checks: true }
+        Self {
+            epoch_checks: true,
+            count_epoch_checks: false,
+        }
     }
 }
 

@@ -462,6 +462,18 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
             .store(deadline, core::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Where this store's epoch deadline lives, for a scheduler that moves it while the
+    /// store's code is switched out (deterministic mode starts every time slice with a
+    /// fresh deadline). The pointer is valid until the store drops; write it only with
+    /// atomic stores, and only while none of the store's code runs on another CPU.
+    pub fn epoch_deadline_ptr(&self) -> NonNull<core::sync::atomic::AtomicU64> {
+        // Safety: the root pointer is valid until `self` drops (see `inner`); taking a
+        // field's address makes no reference.
+        let field = unsafe { &raw mut (*self.inner.as_ptr()).context.epoch_deadline };
+        // A field of a valid allocation is not null.
+        NonNull::new(field).unwrap_or(NonNull::dangling())
+    }
+
     /// Installs what runs when this store's code reaches its epoch deadline; without one,
     /// reaching it only moves the deadline to `u64::MAX`.
     pub fn set_epoch_handler(&mut self, handler: EpochHandler<'e>) {
