@@ -167,9 +167,9 @@ fn ipc_round_trip(c: &mut Criterion) {
                     },
                 ];
                 boot(Job::Boot(BootRequest {
-                programs,
-                determinism: None,
-            }))
+                    programs,
+                    determinism: None,
+                }))
             });
         });
     }

@@ -118,7 +118,11 @@ impl DeterminismArgs {
     ///
     /// # Errors
     /// [`Status::Io`] after reporting a file that could not be written.
-    pub fn write_outputs(&self, trace: Option<&str>, recording: Option<&str>) -> Result<(), Status> {
+    pub fn write_outputs(
+        &self,
+        trace: Option<&str>,
+        recording: Option<&str>,
+    ) -> Result<(), Status> {
         for (path, text) in [(&self.trace, trace), (&self.record, recording)] {
             if let Some(path) = path
                 && let Err(error) = std::fs::write(path, text.unwrap_or_default())

@@ -101,13 +101,11 @@ fn main() -> ExitCode {
             programs,
             kernel,
             determinism,
-        }) => match determinism
-            .request(kernel.cpus, false)
-            .and_then(|request| {
-                let deterministic = request.is_some();
-                boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
-                    .map(|image| (image, deterministic))
-            }) {
+        }) => match determinism.request(kernel.cpus, false).and_then(|request| {
+            let deterministic = request.is_some();
+            boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
+                .map(|image| (image, deterministic))
+        }) {
             Ok((image, true)) => boot::hosted_deterministic(&image, &determinism),
             Ok((image, false)) => boot::hosted(Some(&image), kernel.cpus),
             Err(status) => status.code(),

@@ -491,7 +491,9 @@ fn boot(
                     let mut chars = framed.chars();
                     if let Some(tag @ ('T' | 'R')) = chars.next() {
                         // The tag is ASCII.
-                        outcome.lines.push(Line::Framed(tag as u8, chars.as_str().to_string()));
+                        outcome
+                            .lines
+                            .push(Line::Framed(tag as u8, chars.as_str().to_string()));
                         continue;
                     }
                 }

@@ -130,7 +130,10 @@ fn same_seed_twice(sim_args: impl Fn(&[&str]) -> Vec<String>, dir: &Path, cpus: 
     let first = boot(&args, dir, "first");
     check_workload(&first);
     let second = boot(&args, dir, "second");
-    assert_eq!(first, second, "two runs with seed 12345 on {cpus} CPUs differ");
+    assert_eq!(
+        first, second,
+        "two runs with seed 12345 on {cpus} CPUs differ"
+    );
 }
 
 #[test]
@@ -199,7 +202,9 @@ fn a_recording_replays_the_same_run_and_refuses_other_programs() {
     );
     assert_eq!(refused.status, Some(2), "{refused:#?}");
     assert!(
-        refused.stderr.contains("other program files (`spinner` differs)"),
+        refused
+            .stderr
+            .contains("other program files (`spinner` differs)"),
         "{refused:#?}"
     );
     assert!(refused.stdout.is_empty(), "{refused:#?}");
@@ -216,7 +221,12 @@ fn a_recording_replays_the_same_run_and_refuses_other_programs() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 2: bad seed"));
     // And --trace alone is a usage error.
-    let output = sim(&["boot", "--trace", "/dev/null", programs[0].to_str().unwrap()]);
+    let output = sim(&[
+        "boot",
+        "--trace",
+        "/dev/null",
+        programs[0].to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2));
 }
 

@@ -157,7 +157,9 @@ fn deterministic_setup<H: KernelHal>(
     let (seed, cpus, replay) = match &determinism.replay {
         Some(bytes) => {
             let recording = Recording::parse(bytes).map_err(|error| {
-                hal.write_error_bytes(format!("error: cannot read the recording: {error}\n").as_bytes());
+                hal.write_error_bytes(
+                    format!("error: cannot read the recording: {error}\n").as_bytes(),
+                );
                 JobStatus::Usage
             })?;
             if recording.programs != programs {
@@ -165,7 +167,11 @@ fn deterministic_setup<H: KernelHal>(
                     .programs
                     .iter()
                     .find(|recorded| !programs.contains(recorded))
-                    .or_else(|| programs.iter().find(|now| !recording.programs.contains(now)))
+                    .or_else(|| {
+                        programs
+                            .iter()
+                            .find(|now| !recording.programs.contains(now))
+                    })
                     .map_or_else(String::new, |(name, _)| format!(" (`{name}` differs)"));
                 hal.write_error_bytes(
                     format!(
