@@ -182,6 +182,7 @@ fn run_image(
         &image.encode(),
         cpus.unwrap_or(1),
         timeout,
+        determinism.is_some(),
         |line| {
             line.print();
         },
@@ -314,7 +315,7 @@ fn run_parallel(
                 let Some(bundle) = work.get(index) else {
                     return;
                 };
-                let result = boot(&kernel, bundle, 1, timeout, |_| {});
+                let result = boot(&kernel, bundle, 1, timeout, false, |_| {});
                 if sender.send((index, result)).is_err() {
                     return;
                 }
@@ -422,12 +423,14 @@ impl Outcome {
 
 /// Boots `kernel` on `cpus` harts with `bundle` as its initrd, calls `on_line` with every
 /// line after the marker as it arrives, and gathers the outcome. Kills QEMU after
-/// `timeout`.
+/// `timeout`. With `framed` (deterministic mode), lines framed by [`FRAME_PREFIX`] are
+/// trace and recording lines; otherwise they are output like any other.
 fn boot(
     kernel: &Path,
     bundle: &[u8],
     cpus: u16,
     timeout: Duration,
+    framed: bool,
     on_line: impl Fn(&Line),
 ) -> Outcome {
     let mut outcome = Outcome {
@@ -487,8 +490,8 @@ fn boot(
                 }
                 // A line for standard error may follow an unfinished line for standard
                 // output (a fatal report in the middle of a line): split there.
-                if let Some(framed) = text.strip_prefix(char::from(FRAME_PREFIX)) {
-                    let mut chars = framed.chars();
+                if framed && let Some(rest) = text.strip_prefix(char::from(FRAME_PREFIX)) {
+                    let mut chars = rest.chars();
                     if let Some(tag @ ('T' | 'R')) = chars.next() {
                         // The tag is ASCII.
                         outcome

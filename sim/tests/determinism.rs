@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use programs::{consumer, init, producer, scratch, sim, spinner, ticker, write};
+use programs::{consumer, init, producer, scenarios, scratch, sim, spinner, ticker, write};
 
 /// The workload's programs in `dir`, init first.
 fn workload(dir: &Path) -> Vec<PathBuf> {
@@ -228,6 +228,25 @@ fn a_recording_replays_the_same_run_and_refuses_other_programs() {
         programs[0].to_str().unwrap(),
     ]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn the_kernel_scenarios_pass_in_deterministic_mode() {
+    let dir = scratch("determinism-scenarios");
+    let boot = |cpus: u32, extra: &[&str], programs: &[PathBuf]| {
+        let mut all = vec!["--seed", "2024"];
+        all.extend_from_slice(extra);
+        programs::hosted_boot(cpus, &all, programs)
+    };
+    // A woken ticker waits for slices of up to 20 ms of logical time, and the seed may
+    // pick the spinners first several times: generous lateness, the order still checked.
+    scenarios::rhythm(&boot, &dir, 2, 100_000_000, 1000);
+    scenarios::isolation(&boot, &dir, 2);
+    scenarios::many_processes(&boot, &dir, 4);
+    scenarios::messages_and_spawns(&boot, &dir, 4);
+    scenarios::syscall_errors(&boot, &dir);
+    scenarios::limits(&boot, &dir);
+    scenarios::deadlock(&boot, &dir, 3);
 }
 
 /// The kernel image, built once for the QEMU tests.

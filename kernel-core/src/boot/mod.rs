@@ -154,6 +154,10 @@ fn deterministic_setup<H: KernelHal>(
         .iter()
         .map(|program| (program.name.clone(), Fnv1a64::of(&program.module)))
         .collect();
+    if !(1..=64).contains(&determinism.cpus) && determinism.replay.is_none() {
+        hal.write_error_bytes(b"error: deterministic mode simulates 1 to 64 CPUs\n");
+        return Err(JobStatus::Usage);
+    }
     let (seed, cpus, replay) = match &determinism.replay {
         Some(bytes) => {
             let recording = Recording::parse(bytes).map_err(|error| {

@@ -453,6 +453,65 @@ impl<H: KernelHal> Scheduler<H> {
 mod tests {
     use super::*;
 
+    fn setup(replay: Option<Recording>) -> Setup {
+        Setup {
+            cpus: 2,
+            seed: 5,
+            programs: alloc::vec![(String::from("init"), 1)],
+            replay,
+            trace: true,
+            record: true,
+        }
+    }
+
+    #[test]
+    fn outside_inputs_are_recorded_then_replayed_without_reading() {
+        let det = Deterministic::new(setup(None));
+        let mut buf = [0u8; 8];
+        let read = det.external_input(InputKind::Random, &mut buf, |buf| {
+            buf[..3].copy_from_slice(&[7, 8, 9]);
+            3
+        });
+        assert_eq!((read, &buf[..3]), (3, &[7, 8, 9][..]));
+        det.event(format_args!("something"));
+        let (outputs, divergence) = det.finish();
+        assert_eq!(divergence, None);
+        assert_eq!(
+            outputs.trace.as_deref(),
+            Some("0 cpu=0 pid=0 something\n"),
+            "one event, at logical time 0"
+        );
+        let recording = Recording::parse(outputs.recording.unwrap().as_bytes()).unwrap();
+        assert_eq!(
+            recording.inputs,
+            alloc::vec![(InputKind::Random, alloc::vec![7, 8, 9])]
+        );
+        assert_eq!(recording.trace_hash, Some(outputs.trace_hash));
+
+        // The replay gives the bytes back without reading, and repeats the hash.
+        let replay = Deterministic::new(setup(Some(recording.clone())));
+        let mut again = [0u8; 8];
+        let read = replay.external_input(InputKind::Random, &mut again, |_| {
+            panic!("a replay reads no outside input")
+        });
+        assert_eq!((read, &again[..3]), (3, &[7, 8, 9][..]));
+        replay.event(format_args!("something"));
+        assert_eq!(replay.finish().1, None);
+
+        // Another kind of input than recorded, or another run, is a divergence.
+        let diverging = Deterministic::new(setup(Some(recording)));
+        let read = diverging.external_input(InputKind::Clock, &mut again, |buf| {
+            buf[0] = 1;
+            1
+        });
+        assert_eq!(
+            read, 1,
+            "the input is read for real once the replay diverged"
+        );
+        let divergence = diverging.finish().1.unwrap();
+        assert!(divergence.contains("clock input where the recording has random input"));
+    }
+
     #[test]
     fn splitmix64_matches_its_reference_sequence() {
         // The first outputs for seed 1234567 of the reference C implementation.
