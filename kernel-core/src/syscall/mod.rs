@@ -33,6 +33,9 @@
 //! `recv` checks that the whole buffer `[ptr, ptr + cap)` lies in the caller's memory before
 //! it takes anything, so a failed `recv` never loses a message. Channels are described in
 //! [`crate::ipc`].
+//!
+//! In deterministic mode (`crate::sched::deterministic`) every call is a trace event with
+//! its arguments and result, and the seed may preempt the caller right after it returns.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -259,44 +262,42 @@ fn serve<H: KernelHal>(
     args: &[Val],
     results: &mut [Val],
 ) -> Result<(), String> {
-    {
-        let result = match syscall {
-            Syscall::Print => Val::I32(print(process, caller, args)),
-            Syscall::Exit => {
-                process.set_exit_code(i32_arg(args, 0));
-                return Err(String::from(EXIT_UNWIND));
-            }
-            Syscall::Yield => {
-                process.yield_now();
-                return Ok(());
-            }
-            Syscall::Sleep => {
-                sleep(process, i64_arg(args, 0));
-                return Ok(());
-            }
-            Syscall::Now => {
-                let now = process.kernel().now_ns();
-                Val::I64(i64::try_from(now).unwrap_or(i64::MAX))
-            }
-            Syscall::GetPid => Val::I32(i32::try_from(process.pid()).unwrap_or(i32::MAX)),
-            Syscall::Spawn => Val::I32(spawn(process, caller, args)),
-            Syscall::SpawnHandles => Val::I32(spawn_handles(process, caller, args)),
-            Syscall::Channel => Val::I32(channel(process, caller, args)),
-            Syscall::Send => Val::I32(send(process, caller, args)),
-            Syscall::Recv => Val::I32(recv(process, caller, args)),
-            Syscall::Close => Val::I32(match process.handles().take(i32_arg(args, 0)) {
-                Some(end) => {
-                    drop(end);
-                    0
-                }
-                None => Errno::BadHandle as i32,
-            }),
-        };
-        if let Some(slot) = results.first_mut() {
-            *slot = result;
+    let result = match syscall {
+        Syscall::Print => Val::I32(print(process, caller, args)),
+        Syscall::Exit => {
+            process.set_exit_code(i32_arg(args, 0));
+            return Err(String::from(EXIT_UNWIND));
         }
-        Ok(())
+        Syscall::Yield => {
+            process.yield_now();
+            return Ok(());
+        }
+        Syscall::Sleep => {
+            sleep(process, i64_arg(args, 0));
+            return Ok(());
+        }
+        Syscall::Now => {
+            let now = process.kernel().now_ns();
+            Val::I64(i64::try_from(now).unwrap_or(i64::MAX))
+        }
+        Syscall::GetPid => Val::I32(i32::try_from(process.pid()).unwrap_or(i32::MAX)),
+        Syscall::Spawn => Val::I32(spawn(process, caller, args)),
+        Syscall::SpawnHandles => Val::I32(spawn_handles(process, caller, args)),
+        Syscall::Channel => Val::I32(channel(process, caller, args)),
+        Syscall::Send => Val::I32(send(process, caller, args)),
+        Syscall::Recv => Val::I32(recv(process, caller, args)),
+        Syscall::Close => Val::I32(match process.handles().take(i32_arg(args, 0)) {
+            Some(end) => {
+                drop(end);
+                0
+            }
+            None => Errno::BadHandle as i32,
+        }),
+    };
+    if let Some(slot) = results.first_mut() {
+        *slot = result;
     }
+    Ok(())
 }
 
 /// Argument `index` as an `i32` (the types were checked at link time).
