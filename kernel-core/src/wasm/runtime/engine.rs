@@ -129,6 +129,7 @@ unsafe impl Sync for ModuleCode {}
 
 impl Drop for ModuleCode {
     fn drop(&mut self) {
+        super::observer::notify_released(&self.code);
         // Safety: `release` was made for the HAL type `hal` points at, the HAL outlives
         // the module (the engine borrow in `Module`), and the last user of the code is
         // gone (this is the last `Arc`).
@@ -250,6 +251,7 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             traps: compiled.traps.into_boxed_slice(),
             function_names: info.function_names.clone(),
         });
+        super::observer::notify_published(&code);
         let address = |offset: &u32| start + *offset as usize;
         let inner = ModuleCode {
             array_shims: compiled.array_shims.iter().map(address).collect(),
@@ -300,13 +302,12 @@ fn uses_simd(wasm: &[u8], features: WasmFeatures) -> bool {
 pub(crate) fn describe_function(code: &CodeInfo, func: crate::wasm::indices::FuncIndex) -> String {
     use core::fmt::Write as _;
     let mut text = String::new();
+    // Names come from the module: escaped, so that they cannot forge backtrace lines.
     if let Some(module) = &code.module_name {
-        let _ = write!(text, "{module}!");
+        let _ = write!(text, "{}!", super::code::escape_name(module));
     }
     match code.function_name(func) {
-        Some(name) => {
-            let _ = write!(text, "{name}");
-        }
+        Some(name) => text.push_str(&super::code::escape_name(name)),
         None => {
             let _ = write!(text, "<func {func}>");
         }
