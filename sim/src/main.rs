@@ -146,12 +146,15 @@ fn main() -> ExitCode {
     ExitCode::from(status)
 }
 
-/// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`).
+/// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`),
+/// in colour only on a terminal.
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

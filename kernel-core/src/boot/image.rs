@@ -17,6 +17,7 @@
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
 //! boot    := programs:vec<name:str module:bytes>                        (kind 3)
+//! trailer := log_filter:option<str>   (optional: absent, or zero padding, means none)
 //! u32/u64 := unsigned LEB128        u128 := 16 bytes, little-endian
 //! bytes   := len:u32 byte*          str := bytes, UTF-8
 //! option  := 0 | 1 value            vec := count:u32 value*
@@ -227,13 +228,45 @@ impl BootImage {
         out.0
     }
 
+    /// [`BootImage::encode`] followed by the trailer carrying a log filter (the kernel's
+    /// `tracing` filter under QEMU: `target=level` directives and a default level,
+    /// [`crate::log::LogFilter`]).
+    #[must_use]
+    pub fn encode_with_log_filter(&self, log_filter: Option<&str>) -> Vec<u8> {
+        let mut out = Writer(self.encode());
+        out.option(log_filter, Writer::str);
+        out.0
+    }
+
+    /// Reads a bundle written by [`BootImage::encode`] or
+    /// [`BootImage::encode_with_log_filter`], with the log filter of its trailer.
+    ///
+    /// # Errors
+    /// As [`BootImage::decode`], and for a trailer that is neither absent, zero padding nor
+    /// a log filter.
+    pub fn decode_with_log_filter(bytes: &[u8]) -> Result<(Self, Option<String>), DecodeError> {
+        let mut input = Reader { bytes, offset: 0 };
+        let image = Self::decode_from(&mut input)?;
+        let filter = if input.offset == bytes.len() {
+            None
+        } else {
+            input.option(Reader::string)?
+        };
+        Ok((image, filter))
+    }
+
     /// Reads a bundle written by [`BootImage::encode`]. Bytes after the bundle are ignored
-    /// (an initrd may be padded).
+    /// (an initrd may be padded; a log filter's trailer is read by
+    /// [`BootImage::decode_with_log_filter`]).
     ///
     /// # Errors
     /// A [`DecodeError`] when the bytes are not a bundle of this format version.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut input = Reader { bytes, offset: 0 };
+        Self::decode_from(&mut Reader { bytes, offset: 0 })
+    }
+
+    /// [`BootImage::decode`] from `input`, which is left after the job.
+    fn decode_from(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         if input.take(MAGIC.len(), "the bundle magic")? != MAGIC {
             return Err(input.error_at(0, "the bundle magic"));
         }

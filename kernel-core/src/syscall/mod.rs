@@ -202,6 +202,11 @@ fn host_function<H: KernelHal>(
     process: &'static Process<H>,
 ) -> HostCallback<'static> {
     Box::new(move |caller, args, results| {
+        // A span per call, under the process's (left while the call blocks, see
+        // `Process::switch_out`).
+        let span = tracing::trace_span!("syscall", name = syscall.name(), pid = process.pid());
+        let _entered = span.enter();
+        tracing::trace!(?args, "syscall");
         let result = match syscall {
             Syscall::Print => Val::I32(print(process, caller, args)),
             Syscall::Exit => {
@@ -234,6 +239,7 @@ fn host_function<H: KernelHal>(
                 None => Errno::BadHandle as i32,
             }),
         };
+        tracing::trace!(?result, "syscall returned");
         if let Some(slot) = results.first_mut() {
             *slot = result;
         }

@@ -178,6 +178,8 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         wasm: &[u8],
         features: WasmFeatures,
     ) -> Result<Self, LoadError> {
+        let started = tracing::enabled!(target: "kernel_core::wasm::compile", tracing::Level::DEBUG)
+            .then(crate::log::clock_ns);
         let info = translate(wasm, features).map_err(LoadError::Module)?;
         if let Some(available) = engine.hal.available_memory()
             && info.compile_memory > available as u64
@@ -252,6 +254,18 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             function_names: info.function_names.clone(),
         });
         super::observer::notify_published(&code);
+        if let Some(started) = started {
+            tracing::debug!(
+                target: "kernel_core::wasm::compile",
+                module = %code.module_name.as_deref().map_or_else(String::new, super::code::escape_name),
+                isa = %isa,
+                functions = code.functions.len(),
+                wasm_bytes = wasm.len(),
+                code_bytes = code.len,
+                compile_us = crate::log::clock_ns().saturating_sub(started) / 1000,
+                "compiled and published"
+            );
+        }
         let address = |offset: &u32| start + *offset as usize;
         let inner = ModuleCode {
             array_shims: compiled.array_shims.iter().map(address).collect(),

@@ -852,6 +852,14 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 omitted_frames: 0,
             };
         };
+        tracing::debug!(
+            target: "kernel_core::wasm::trap",
+            trap = record.trap.message(),
+            pc = record.pc,
+            fault_address = record.fault_address,
+            frames = record.frames.iter().flatten().count() + record.omitted_frames,
+            "trap"
+        );
         let backtrace = record
             .frames
             .iter()
