@@ -240,8 +240,11 @@ pub fn install<H: Console + Clock + Send + Sync + 'static>(hal: &'static H, filt
     let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(subscriber));
 }
 
-/// The clock [`clock_ns`] reads: a leaked `(HAL, reader)` pair, or null.
-static CLOCK: AtomicPtr<(*const (), fn(*const ()) -> u64)> = AtomicPtr::new(core::ptr::null_mut());
+/// A HAL (type-erased) and the function reading its clock.
+type ClockReader = (*const (), fn(*const ()) -> u64);
+
+/// The clock [`clock_ns`] reads: a leaked [`ClockReader`], or null.
+static CLOCK: AtomicPtr<ClockReader> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Reads the clock of the HAL of type `H` at `hal`.
 fn read_clock<H: Clock>(hal: *const ()) -> u64 {
@@ -280,7 +283,10 @@ mod tests {
     fn filters_pick_the_longest_matching_target() {
         let filter = LogFilter::parse("warn,kernel_core=info,kernel_core::sched=trace").unwrap();
         assert_eq!(filter.level_for("kernel_core::sched"), LevelFilter::TRACE);
-        assert_eq!(filter.level_for("kernel_core::sched::wait"), LevelFilter::TRACE);
+        assert_eq!(
+            filter.level_for("kernel_core::sched::wait"),
+            LevelFilter::TRACE
+        );
         assert_eq!(filter.level_for("kernel_core::schedx"), LevelFilter::INFO);
         assert_eq!(filter.level_for("kernel_core::process"), LevelFilter::INFO);
         assert_eq!(filter.level_for("hal_riscv"), LevelFilter::WARN);
@@ -304,7 +310,13 @@ mod tests {
 
     #[test]
     fn unsupported_syntax_is_an_error() {
-        for bad in ["kernel_core=loud", "[span]=trace", "a{field}=info", "=info", "a b"] {
+        for bad in [
+            "kernel_core=loud",
+            "[span]=trace",
+            "a{field}=info",
+            "=info",
+            "a b",
+        ] {
             assert!(LogFilter::parse(bad).is_err(), "{bad}");
         }
         assert!(LogFilter::parse("INFO, kernel_core::sched = TRACE").is_ok());

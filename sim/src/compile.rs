@@ -165,12 +165,7 @@ fn selected_functions(module: &ModuleInfo, func: Option<&str>) -> Result<Vec<Fun
             .iter()
             .find(|(_, name)| name.as_str() == func)
             .map(|(index, _)| index.as_u32())
-            .ok_or_else(|| {
-                format!(
-                    "the module has no function named `{}`",
-                    escape_name(func)
-                )
-            })?,
+            .ok_or_else(|| format!("the module has no function named `{}`", escape_name(func)))?,
     };
     if index < first {
         return Err(format!(
@@ -231,7 +226,9 @@ fn disassemble(
                 .function_names
                 .get(target)
                 .map_or_else(String::new, |name| format!(" {}", escape_name(name)));
-            notes.push(format!("call function {target}{name} (patched when linked)"));
+            notes.push(format!(
+                "call function {target}{name} (patched when linked)"
+            ));
         }
         let bytes: String = instruction
             .bytes()

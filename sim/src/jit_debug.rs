@@ -59,7 +59,9 @@ impl CodeObserver for HostedObserver {
     fn published(&self, code: &CodeInfo) {
         if let Some(file) = &self.perf_map {
             let lines = perf_map_lines(code);
-            let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut file = file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             // A profiler's map is best effort: a full disk must not stop the kernel.
             let _ = file.write_all(lines.as_bytes());
         }
@@ -152,7 +154,7 @@ pub mod gdb {
 
     /// Registers `code` with GDB.
     pub fn register(code: &CodeInfo) {
-        let image = super::elf::image(code, |function| function_symbol(function)).into_boxed_slice();
+        let image = super::elf::image(code, function_symbol).into_boxed_slice();
         let entry = Box::into_raw(Box::new(JitCodeEntry {
             next: std::ptr::null_mut(),
             prev: std::ptr::null_mut(),
@@ -240,7 +242,11 @@ pub mod elf {
     const SYMBOL_SIZE: usize = 24;
 
     /// The ELF machine of this host.
-    const MACHINE: u16 = if cfg!(target_arch = "riscv64") { 243 } else { 62 };
+    const MACHINE: u16 = if cfg!(target_arch = "riscv64") {
+        243
+    } else {
+        62
+    };
 
     /// Builds the object for `code`, naming each function with `name`.
     pub fn image(code: &CodeInfo, name: impl Fn(&PublishedFunction<'_>) -> String) -> Vec<u8> {
@@ -310,7 +316,18 @@ pub mod elf {
         };
         section(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         // .text: SHT_NOBITS, SHF_ALLOC | SHF_EXECINSTR, at the published code.
-        section(text_name, 8, 0x6, code.start as u64, 0, code.len, 0, 0, 16, 0);
+        section(
+            text_name,
+            8,
+            0x6,
+            code.start as u64,
+            0,
+            code.len,
+            0,
+            0,
+            16,
+            0,
+        );
         // .symtab: SHT_SYMTAB, linked to .strtab; every symbol after the null one is global.
         section(
             symtab_name,
@@ -324,7 +341,18 @@ pub mod elf {
             8,
             SYMBOL_SIZE as u64,
         );
-        section(strtab_name, 3, 0, 0, strtab_offset, strtab.len(), 0, 0, 1, 0);
+        section(
+            strtab_name,
+            3,
+            0,
+            0,
+            strtab_offset,
+            strtab.len(),
+            0,
+            0,
+            1,
+            0,
+        );
         section(
             shstrtab_name,
             3,

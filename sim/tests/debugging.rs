@@ -62,8 +62,14 @@ fn compile_prints_ir_and_x86_64_code() {
     assert!(out.contains("push rbp"), "{out}");
     assert!(out.contains("idiv ecx") || out.contains("idiv"), "{out}");
     assert!(out.contains("; wasm 0x"), "{out}");
-    assert!(out.contains("ud2") && out.contains("trap: integer divide by zero"), "{out}");
-    assert!(out.contains("call function 1 div (patched when linked)"), "{out}");
+    assert!(
+        out.contains("ud2") && out.contains("trap: integer divide by zero"),
+        "{out}"
+    );
+    assert!(
+        out.contains("call function 1 div (patched when linked)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -86,13 +92,27 @@ fn compile_prints_riscv64_code_from_this_host() {
     assert!(out.contains("addi sp, sp, -0x10"), "{out}");
     assert!(out.contains("sd ra, 8(sp)"), "{out}");
     assert!(out.contains("auipc ra, 0"), "{out}");
-    assert!(out.contains("call function 1 div (patched when linked)"), "{out}");
+    assert!(
+        out.contains("call function 1 div (patched when linked)"),
+        "{out}"
+    );
     assert!(out.contains("\n") && out.contains(" ret"), "{out}");
     // The IR alone, by index.
-    let output = sim(&["compile", path.to_str().unwrap(), "--isa", "riscv64", "--ir", "--func", "1"]);
+    let output = sim(&[
+        "compile",
+        path.to_str().unwrap(),
+        "--isa",
+        "riscv64",
+        "--ir",
+        "--func",
+        "1",
+    ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let out = text(&output.stdout);
-    assert!(out.contains("sdiv.i32") && !out.contains("machine code"), "{out}");
+    assert!(
+        out.contains("sdiv.i32") && !out.contains("machine code"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -106,12 +126,19 @@ fn compile_refuses_what_has_no_code() {
     ] {
         let output = sim(&["compile", file, "--func", func]);
         assert_eq!(output.status.code(), Some(2), "{func}");
-        assert!(text(&output.stderr).starts_with(message), "{}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).starts_with(message),
+            "{}",
+            text(&output.stderr)
+        );
     }
     let output = sim(&["compile", file, "--isa", "arm"]);
     assert_eq!(output.status.code(), Some(2));
     let bad = fixture("refuse", "bad.wat", "(module (func (result i32)))");
-    assert_eq!(sim(&["compile", bad.to_str().unwrap()]).status.code(), Some(3));
+    assert_eq!(
+        sim(&["compile", bad.to_str().unwrap()]).status.code(),
+        Some(3)
+    );
 }
 
 /// Runs `sim run --perf-map ARGS...` and returns its output with the perf map it wrote.
@@ -144,7 +171,10 @@ fn the_perf_map_names_every_function_with_its_code_range() {
         let mut parts = line.splitn(3, ' ');
         let start = u64::from_str_radix(parts.next().unwrap(), 16).expect("hex start");
         let size = u64::from_str_radix(parts.next().unwrap(), 16).expect("hex size");
-        assert!(start >= previous_end && size > 0 && start % 16 == 0, "{map}");
+        assert!(
+            start >= previous_end && size > 0 && start % 16 == 0,
+            "{map}"
+        );
         previous_end = start + size;
         names.push(parts.next().unwrap().to_owned());
     }
@@ -180,16 +210,24 @@ fn backtrace_names_are_escaped_and_cannot_forge_lines() {
     let module = r"evil\n  9: forged!frame (func 9)";
     assert_eq!(
         lines[2],
-        format!(r"  0: {module}!inner\u{{1b}}[31mred\n  1: forged (func 1) (func 0) at offset 0x23")
+        format!(
+            r"  0: {module}!inner\u{{1b}}[31mred\n  1: forged (func 1) (func 0) at offset 0x23"
+        )
     );
     assert!(lines[3].starts_with(&format!(r"  1: {module}!middle\u{{202e}}\r\0 (func 1)")));
-    let cut = format!("  2: {module}!{}...[4800 more chars] (func 2)", "L".repeat(200));
+    let cut = format!(
+        "  2: {module}!{}...[4800 more chars] (func 2)",
+        "L".repeat(200)
+    );
     assert!(lines[4].starts_with(&cut), "{}", lines[4]);
     assert!(lines[5].starts_with(&format!("  3: {module}!<func 3> (func 3)")));
     // The perf map too: one line per function, escaped the same way.
     assert_eq!(map.lines().count(), 4, "{map}");
     assert!(!map.contains('\u{1b}') && !map.contains('\r'));
-    assert!(map.contains(r"!inner\u{1b}[31mred\n  1: forged (func 1)"), "{map}");
+    assert!(
+        map.contains(r"!inner\u{1b}[31mred\n  1: forged (func 1)"),
+        "{map}"
+    );
 }
 
 /// `rec(n)` recurses `n` times, then traps: `n + 1` frames of `rec` and one of `run`.
@@ -224,7 +262,13 @@ fn backtraces_past_the_frame_limit_end_with_a_marker() {
     let output = sim(&["run", file, "--invoke", "run", "62"]);
     let stderr = text(&output.stderr);
     assert_eq!(stderr.lines().count(), 2 + 64, "{stderr}");
-    assert!(stderr.lines().last().unwrap().starts_with("  63: deep!<func 1> (func 1)"));
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("  63: deep!<func 1> (func 1)")
+    );
 }
 
 #[test]
@@ -233,7 +277,10 @@ fn gdb_breaks_on_a_webassembly_function_by_name() {
     let output = Command::new("gdb")
         .args(["-batch", "-nx"])
         .args(["-ex", "set breakpoint pending on"])
-        .args(["-ex", "handle SIGILL SIGSEGV SIGFPE SIGBUS SIG34 SIG35 SIG36 nostop noprint pass"])
+        .args([
+            "-ex",
+            "handle SIGILL SIGSEGV SIGFPE SIGBUS SIG34 SIG35 SIG36 nostop noprint pass",
+        ])
         .args(["-ex", "break outer"])
         .args(["-ex", "run"])
         .args(["-ex", "bt 1"])
@@ -246,7 +293,8 @@ fn gdb_breaks_on_a_webassembly_function_by_name() {
         .expect("gdb is installed (scripts/test.sh installs it)");
     let out = text(&output.stdout);
     assert!(
-        out.lines().any(|line| line.starts_with("#0 ") && line.contains(" in outer ()")),
+        out.lines()
+            .any(|line| line.starts_with("#0 ") && line.contains(" in outer ()")),
         "GDB stopped in the JIT-compiled `outer`: {out}{}",
         text(&output.stderr)
     );
@@ -271,19 +319,35 @@ const YIELDER: &str = r#"(module
 fn sim_log_filters_the_kernels_events() {
     let path = fixture("log", "yielder.wat", YIELDER);
     let file = path.to_str().unwrap();
-    let sched = sim_with_env(&["boot", file, "--cpus", "1"], &[("SIM_LOG", "kernel_core::sched=trace")]);
+    let sched = sim_with_env(
+        &["boot", file, "--cpus", "1"],
+        &[("SIM_LOG", "kernel_core::sched=trace")],
+    );
     assert!(sched.status.success());
     let stderr = text(&sched.stderr);
     let logs = log_lines(&stderr);
-    assert!(logs.iter().any(|l| l.contains("kernel_core::sched: switch to process")), "{stderr}");
-    assert!(logs.iter().any(|l| l.contains(r#"request="sleep""#)), "{stderr}");
-    assert!(logs.iter().all(|l| l.contains("kernel_core::sched")), "{stderr}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("kernel_core::sched: switch to process")),
+        "{stderr}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains(r#"request="sleep""#)),
+        "{stderr}"
+    );
+    assert!(
+        logs.iter().all(|l| l.contains("kernel_core::sched")),
+        "{stderr}"
+    );
 
     let off = sim_with_env(&["boot", file, "--cpus", "1"], &[("SIM_LOG", "off")]);
     assert!(off.status.success());
     assert_eq!(text(&off.stderr), "exit pid=1 name=yielder status=0\n");
 
-    let everything = sim_with_env(&["boot", file, "--cpus", "1"], &[("SIM_LOG", "kernel_core=trace")]);
+    let everything = sim_with_env(
+        &["boot", file, "--cpus", "1"],
+        &[("SIM_LOG", "kernel_core=trace")],
+    );
     let stderr = text(&everything.stderr);
     for what in [
         "kernel_core::boot: booting",
@@ -321,16 +385,34 @@ fn the_log_boot_argument_filters_the_same_way_in_qemu() {
     let file = path.to_str().unwrap();
     let qemu = |filter: &str| {
         sim(&[
-            "qemu", "--kernel", kernel(), "--timeout", "600", "--log", filter, "boot", file,
+            "qemu",
+            "--kernel",
+            kernel(),
+            "--timeout",
+            "600",
+            "--log",
+            filter,
+            "boot",
+            file,
         ])
     };
     let sched = qemu("kernel_core::sched=trace");
     assert!(sched.status.success(), "{}", text(&sched.stderr));
     let stderr = text(&sched.stderr);
     let logs = log_lines(&stderr);
-    assert!(logs.iter().any(|l| l.contains("kernel_core::sched: switch to process")), "{stderr}");
-    assert!(logs.iter().any(|l| l.contains(r#"request="sleep""#)), "{stderr}");
-    assert!(logs.iter().all(|l| l.contains("kernel_core::sched")), "{stderr}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("kernel_core::sched: switch to process")),
+        "{stderr}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains(r#"request="sleep""#)),
+        "{stderr}"
+    );
+    assert!(
+        logs.iter().all(|l| l.contains("kernel_core::sched")),
+        "{stderr}"
+    );
 
     let off = qemu("off");
     assert!(off.status.success());
@@ -344,7 +426,19 @@ fn the_log_boot_argument_filters_the_same_way_in_qemu() {
     );
     assert!(!stderr.contains("kernel_core::sched"), "{stderr}");
 
-    let bad = sim(&["qemu", "--kernel", kernel(), "--log", "[span]=trace", "boot", file]);
+    let bad = sim(&[
+        "qemu",
+        "--kernel",
+        kernel(),
+        "--log",
+        "[span]=trace",
+        "boot",
+        file,
+    ]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("no span or field filters"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("no span or field filters"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

@@ -1146,6 +1146,34 @@ mod tests {
     }
 
     #[test]
+    fn the_log_filter_rides_in_an_optional_trailer() {
+        let image = run_bundle();
+        let plain = image.encode();
+        let with = image.encode_with_log_filter(Some("kernel_core::sched=trace"));
+        assert!(with.starts_with(&plain));
+        // Older readers ignore the trailer; a padded initrd has none.
+        assert_eq!(BootImage::decode(&with).unwrap(), image);
+        let decoded = BootImage::decode_with_log_filter(&with).unwrap();
+        assert_eq!(
+            decoded,
+            (image.clone(), Some("kernel_core::sched=trace".into()))
+        );
+        assert_eq!(BootImage::decode_with_log_filter(&plain).unwrap().1, None);
+        let mut padded = plain.clone();
+        padded.extend_from_slice(&[0; 16]);
+        assert_eq!(BootImage::decode_with_log_filter(&padded).unwrap().1, None);
+        let none = image.encode_with_log_filter(None);
+        assert_eq!(BootImage::decode_with_log_filter(&none).unwrap().1, None);
+        // A truncated or foreign trailer is an error, never a panic.
+        for cut in plain.len()..with.len() {
+            assert!(BootImage::decode_with_log_filter(&with[..cut]).is_err() || cut == plain.len());
+        }
+        let mut foreign = plain;
+        foreign.push(7);
+        assert!(BootImage::decode_with_log_filter(&foreign).is_err());
+    }
+
+    #[test]
     fn rejects_foreign_input() {
         assert_eq!(
             BootImage::decode(b"070701 cpio").unwrap_err().expected,

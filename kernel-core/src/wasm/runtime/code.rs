@@ -157,6 +157,9 @@ mod name_tests {
         let escaped = escape_name(&long);
         assert!(escaped.starts_with(&"x".repeat(MAX_NAME_CHARS)));
         assert!(escaped.ends_with("...[50 more chars]"), "{escaped}");
-        assert_eq!(escape_name(&"y".repeat(MAX_NAME_CHARS)), "y".repeat(MAX_NAME_CHARS));
+        assert_eq!(
+            escape_name(&"y".repeat(MAX_NAME_CHARS)),
+            "y".repeat(MAX_NAME_CHARS)
+        );
     }
 }

@@ -178,8 +178,9 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         wasm: &[u8],
         features: WasmFeatures,
     ) -> Result<Self, LoadError> {
-        let started = tracing::enabled!(target: "kernel_core::wasm::compile", tracing::Level::DEBUG)
-            .then(crate::log::clock_ns);
+        let started =
+            tracing::enabled!(target: "kernel_core::wasm::compile", tracing::Level::DEBUG)
+                .then(crate::log::clock_ns);
         let info = translate(wasm, features).map_err(LoadError::Module)?;
         if let Some(available) = engine.hal.available_memory()
             && info.compile_memory > available as u64

@@ -86,7 +86,8 @@ impl CodeInfo {
             .iter()
             .zip(0u32..)
             .map(move |(function, defined)| {
-                let index = FuncIndex::from_u32(self.num_imported_functions.saturating_add(defined));
+                let index =
+                    FuncIndex::from_u32(self.num_imported_functions.saturating_add(defined));
                 PublishedFunction {
                     index,
                     name: self.function_name(index),
