@@ -174,6 +174,8 @@ pub fn run(options: QemuArgs) -> u8 {
                 .or_else(|| thread::available_parallelism().ok().map(usize::from))
                 .unwrap_or(1)
                 .max(1);
+            // One debugger port: the scripts' QEMUs wait for it one after the other.
+            let jobs = if options.gdb.is_some() { 1 } else { jobs };
             run_scripts(options.kernel, &files, spec, jobs, timeout).code()
         }
     };

@@ -340,8 +340,13 @@ impl<H: KernelHal> Process<H> {
         self.trap_context.set(hal.set_trap_context(0));
         // A span entered inside the process (a syscall's) must not stay entered on this
         // CPU while other processes run: leave it now and enter it again on resuming.
-        let inner = tracing::Span::current();
-        let inner = (inner.id().is_some() && inner.id() != self.span.id()).then_some(inner);
+        // Syscall spans are `trace`: below that level (one atomic load) there is none.
+        let inner = if tracing::level_enabled!(tracing::Level::TRACE) {
+            let current = tracing::Span::current();
+            (current.id().is_some() && current.id() != self.span.id()).then_some(current)
+        } else {
+            None
+        };
         if let Some(span) = &inner {
             span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
         }

@@ -345,7 +345,7 @@ impl<H: KernelHal> Scheduler<H> {
         self.arm(slot, end_tick.saturating_mul(TICK_NS));
         let context = process.context();
         tracing::trace!(cpu = cpu.0, pid = process.pid(), "switch to process");
-        let entered = process.span().clone().entered();
+        let entered = process.span().enter();
         // Safety: the CPU slot's context is this loop's own, saved here and continued
         // only by the process that is about to run on this CPU; the process's context
         // was made by `new_context` or saved by its last switch out, its stack is alive
