@@ -3,9 +3,9 @@
 //!
 //! The code is kernel-core's own compilation of each function
 //! ([`kernel_core::wasm::compile::inspect_function`]), disassembled with Capstone, which
-//! decodes both x86-64 and riscv64 (with compressed instructions) from one library. Bytes
-//! Capstone cannot decode (the riscv64 vector extension, which Capstone 5 does not know)
-//! are shown as `.byte` lines rather than hidden. Each instruction is annotated with the
+//! decodes both x86-64 and riscv64 (with compressed instructions) from one library.
+//! Instructions Capstone cannot decode (the riscv64 vector extension, which Capstone 5
+//! does not know) are shown as `.word` lines rather than hidden. Each instruction is annotated with the
 //! WebAssembly offset its operator starts at, the trap it may raise, and the function a
 //! call goes to (calls are shown before linking patches them).
 
@@ -181,22 +181,81 @@ fn selected_functions(module: &ModuleInfo, func: Option<&str>) -> Result<Vec<Fun
     Ok(vec![FuncIndex::from_u32(index)])
 }
 
-/// A Capstone disassembler for `isa`, skipping over bytes it cannot decode.
+/// A Capstone disassembler for `isa`.
 fn disassembler(isa: Isa) -> Result<Capstone, capstone::Error> {
-    let mut capstone = match isa {
+    match isa {
         Isa::X86_64 => Capstone::new()
             .x86()
             .mode(arch::x86::ArchMode::Mode64)
             .syntax(arch::x86::ArchSyntax::Intel)
-            .build()?,
+            .build(),
         Isa::Riscv64 => Capstone::new()
             .riscv()
             .mode(arch::riscv::ArchMode::RiscV64)
             .extra_mode([arch::riscv::ArchExtraMode::RiscVC].into_iter())
-            .build()?,
-    };
-    capstone.set_skipdata(true)?;
-    Ok(capstone)
+            .build(),
+    }
+}
+
+/// One line of a listing: the instruction at `start`, its bytes and its text.
+struct Decoded {
+    start: u32,
+    bytes: Vec<u8>,
+    text: String,
+}
+
+/// Decodes `code` one instruction at a time. What Capstone cannot decode (the riscv64
+/// vector extension) is shown as one `.word` (riscv64: the instruction's length follows
+/// from its low two bits) or one `.byte` (x86-64), so that decoding resumes at the next
+/// real instruction instead of inside this one.
+fn decode(isa: Isa, code: &[u8]) -> Result<Vec<Decoded>, capstone::Error> {
+    let capstone = disassembler(isa)?;
+    let mut lines = Vec::new();
+    let mut offset = 0usize;
+    while offset < code.len() {
+        let start = u32::try_from(offset).unwrap_or(u32::MAX);
+        let rest = &code[offset..];
+        let decoded = capstone.disasm_count(rest, u64::from(start), 1)?;
+        if let Some(instruction) = decoded.iter().next() {
+            let len = instruction.bytes().len().max(1);
+            let text = format!(
+                "{} {}",
+                instruction.mnemonic().unwrap_or("?"),
+                instruction.op_str().unwrap_or("")
+            );
+            lines.push(Decoded {
+                start,
+                bytes: rest[..len].to_vec(),
+                text: text.trim_end().to_owned(),
+            });
+            offset += len;
+            continue;
+        }
+        let len = match isa {
+            Isa::Riscv64 if rest[0] & 3 == 3 && rest.len() >= 4 => 4,
+            Isa::Riscv64 if rest.len() >= 2 => 2,
+            _ => 1,
+        };
+        let bytes = &rest[..len];
+        let text = match len {
+            4 => format!(
+                ".word {:#010x}  (not known to Capstone)",
+                u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+            ),
+            2 => format!(
+                ".half {:#06x}  (not known to Capstone)",
+                u16::from_le_bytes([bytes[0], bytes[1]])
+            ),
+            _ => format!(".byte {:#04x}  (not known to Capstone)", bytes[0]),
+        };
+        lines.push(Decoded {
+            start,
+            bytes: bytes.to_vec(),
+            text,
+        });
+        offset += len;
+    }
+    Ok(lines)
 }
 
 /// The disassembly of `listing`, one instruction a line: offset, bytes, instruction and
@@ -206,12 +265,10 @@ fn disassemble(
     listing: &FunctionListing,
     module: &ModuleInfo,
 ) -> Result<String, capstone::Error> {
-    let capstone = disassembler(isa)?;
-    let instructions = capstone.disasm_all(&listing.code, 0)?;
     let mut out = String::new();
-    for instruction in instructions.iter() {
-        let start = u32::try_from(instruction.address()).unwrap_or(u32::MAX);
-        let len = u32::try_from(instruction.bytes().len()).unwrap_or(0);
+    for line in decode(isa, &listing.code)? {
+        let start = line.start;
+        let len = u32::try_from(line.bytes.len()).unwrap_or(0);
         let end = start.saturating_add(len);
         let inside = |offset: u32| (start..end).contains(&offset);
         let mut notes = Vec::new();
@@ -230,17 +287,12 @@ fn disassemble(
                 "call function {target}{name} (patched when linked)"
             ));
         }
-        let bytes: String = instruction
-            .bytes()
+        let bytes: String = line
+            .bytes
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
-        let text = format!(
-            "{} {}",
-            instruction.mnemonic().unwrap_or("?"),
-            instruction.op_str().unwrap_or("")
-        );
-        let _ = write!(out, "  {start:6x}:  {bytes:<20} {:<40}", text.trim_end());
+        let _ = write!(out, "  {start:6x}:  {bytes:<20} {:<40}", line.text);
         if !notes.is_empty() {
             let _ = write!(out, " ; {}", notes.join("; "));
         }

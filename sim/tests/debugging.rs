@@ -116,6 +116,46 @@ fn compile_prints_riscv64_code_from_this_host() {
 }
 
 #[test]
+fn compile_shows_vector_instructions_capstone_cannot_decode_as_words() {
+    let path = fixture(
+        "vector",
+        "simd.wat",
+        "(module (func (param v128 v128) (result v128) local.get 0 local.get 1 i32x4.add))",
+    );
+    let output = sim(&[
+        "compile",
+        path.to_str().unwrap(),
+        "--isa",
+        "riscv64",
+        "--asm",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    // `vsetivli` and the vector loads, stores and add: four-byte words, each on its own
+    // line, with the scalar code around them decoded.
+    let words: Vec<&str> = out.lines().filter(|l| l.contains(".word 0x")).collect();
+    assert!(words.len() >= 4, "{out}");
+    assert!(words.iter().all(|l| l.contains("(not known to Capstone)")));
+    assert!(
+        words
+            .iter()
+            .all(|l| l.split_whitespace().nth(1).unwrap().len() == 8),
+        "{out}"
+    );
+    assert!(out.contains(" ret"), "{out}");
+    let x86 = sim(&[
+        "compile",
+        path.to_str().unwrap(),
+        "--isa",
+        "x86_64",
+        "--asm",
+    ]);
+    let out = text(&x86.stdout);
+    assert!(out.contains("paddd xmm"), "{out}");
+    assert!(!out.contains("not known to Capstone"), "{out}");
+}
+
+#[test]
 fn compile_refuses_what_has_no_code() {
     let path = fixture("refuse", "div.wat", DIV);
     let file = path.to_str().unwrap();
