@@ -32,8 +32,27 @@ fn module_label(code: &CodeInfo) -> String {
         .map_or_else(|| "wasm".to_owned(), escape_name)
 }
 
-/// The perf map lines of a module's functions: `START SIZE module!function`, addresses
-/// and sizes in hex without `0x`, as `perf` reads them.
+/// The name of the code after a module's functions: its trampolines (array shims,
+/// wasm-to-host trampolines, the entry trampoline).
+pub const TRAMPOLINES: &str = "<trampolines>";
+
+/// Where a module's trampolines lie: from the end of its last function to the end of its
+/// code, `(address, len)`; `None` when that is empty.
+fn trampolines(code: &CodeInfo) -> Option<(usize, usize)> {
+    // Every piece of the blob starts 16-byte aligned (`wasm::compile`'s linker), and the
+    // code starts on a page.
+    let first = code
+        .published_functions()
+        .last()
+        .map_or(code.start, |function| function.address + function.len)
+        .next_multiple_of(16);
+    let end = code.start + code.len;
+    (end > first).then(|| (first, end - first))
+}
+
+/// The perf map lines of a module's code: `START SIZE module!function` for each function,
+/// then `module!<trampolines>`; addresses and sizes in hex without `0x`, as `perf` reads
+/// them.
 pub fn perf_map_lines(code: &CodeInfo) -> String {
     let module = module_label(code);
     let mut text = String::new();
@@ -45,6 +64,9 @@ pub fn perf_map_lines(code: &CodeInfo) -> String {
             function.len,
             function_symbol(&function)
         );
+    }
+    if let Some((address, len)) = trampolines(code) {
+        let _ = writeln!(text, "{address:x} {len:x} {module}!{TRAMPOLINES}");
     }
     text
 }
@@ -255,17 +277,24 @@ pub mod elf {
         let (text_name, symtab_name, strtab_name, shstrtab_name) = (1u32, 7u32, 15u32, 23u32);
         let mut strtab = vec![0u8];
         let mut symtab = vec![0u8; SYMBOL_SIZE];
-        for function in code.published_functions() {
+        let symbols = code
+            .published_functions()
+            .map(|function| (name(&function), function.address, function.len))
+            .chain(
+                super::trampolines(code)
+                    .map(|(address, len)| (super::TRAMPOLINES.to_owned(), address, len)),
+            );
+        for (symbol, address, len) in symbols {
             let name_offset = u32::try_from(strtab.len()).unwrap_or(0);
-            strtab.extend_from_slice(name(&function).as_bytes());
+            strtab.extend_from_slice(symbol.as_bytes());
             strtab.push(0);
-            let value = function.address - code.start;
+            let value = address - code.start;
             symtab.extend_from_slice(&name_offset.to_le_bytes());
             symtab.push(0x12); // STB_GLOBAL << 4 | STT_FUNC
             symtab.push(0); // st_other: default visibility
             symtab.extend_from_slice(&1u16.to_le_bytes()); // st_shndx: .text
             symtab.extend_from_slice(&(value as u64).to_le_bytes());
-            symtab.extend_from_slice(&(function.len as u64).to_le_bytes());
+            symtab.extend_from_slice(&(len as u64).to_le_bytes());
         }
         let symtab_offset = 64usize;
         let strtab_offset = symtab_offset + symtab.len();

@@ -204,7 +204,7 @@ fn the_perf_map_names_every_function_with_its_code_range() {
     let (output, map) = run_with_perf_map(&[path.to_str().unwrap(), "--invoke", "outer", "5"]);
     assert_eq!(output.status.code(), Some(1), "the division traps");
     let lines: Vec<&str> = map.lines().collect();
-    assert_eq!(lines.len(), 3, "{map}");
+    assert_eq!(lines.len(), 4, "{map}");
     let mut previous_end = 0;
     let mut names = Vec::new();
     for line in &lines {
@@ -218,7 +218,15 @@ fn the_perf_map_names_every_function_with_its_code_range() {
         previous_end = start + size;
         names.push(parts.next().unwrap().to_owned());
     }
-    assert_eq!(names, ["demo!div", "demo!outer", "demo!wasm-function[3]"]);
+    assert_eq!(
+        names,
+        [
+            "demo!div",
+            "demo!outer",
+            "demo!wasm-function[3]",
+            "demo!<trampolines>"
+        ]
+    );
 }
 
 /// A module whose names try to forge backtrace lines and drive the terminal.
@@ -261,8 +269,9 @@ fn backtrace_names_are_escaped_and_cannot_forge_lines() {
     );
     assert!(lines[4].starts_with(&cut), "{}", lines[4]);
     assert!(lines[5].starts_with(&format!("  3: {module}!<func 3> (func 3)")));
-    // The perf map too: one line per function, escaped the same way.
-    assert_eq!(map.lines().count(), 4, "{map}");
+    // The perf map too: one line per function and one for the trampolines, escaped the
+    // same way.
+    assert_eq!(map.lines().count(), 5, "{map}");
     assert!(!map.contains('\u{1b}') && !map.contains('\r'));
     assert!(
         map.contains(r"!inner\u{1b}[31mred\n  1: forged (func 1)"),
