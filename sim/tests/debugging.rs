@@ -409,6 +409,47 @@ fn sim_log_filters_the_kernels_events() {
     }
 }
 
+#[test]
+fn spans_follow_processes_across_blocking_and_cpus() {
+    // The demo blocks in `recv`, sleeps, yields and is preempted, on two CPUs.
+    let output = sim_with_env(
+        &["boot", "--cpus", "2"],
+        &[("SIM_LOG", "kernel_core=trace")],
+    );
+    assert!(output.status.success());
+    let stderr = text(&output.stderr);
+    let scheduler: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("switch to process") || l.contains("process switched back"))
+        .collect();
+    assert!(scheduler.len() > 20, "{stderr}");
+    // The scheduler runs outside every process: no span left entered by a process (a
+    // syscall that blocked) shows around its events.
+    for line in &scheduler {
+        assert!(
+            !line.contains("process{") && !line.contains("syscall{"),
+            "{line}"
+        );
+    }
+    // A syscall that blocked is back in its spans when it returns, on whichever CPU.
+    let returned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("syscall returned"))
+        .collect();
+    assert!(
+        returned
+            .iter()
+            .any(|l| l.contains(r#"syscall{name="recv""#)),
+        "{stderr}"
+    );
+    for line in &returned {
+        assert!(
+            line.contains("process{pid=") && line.contains("}:syscall{name="),
+            "{line}"
+        );
+    }
+}
+
 /// The kernel image, built once.
 fn kernel() -> &'static str {
     static KERNEL: OnceLock<String> = OnceLock::new();
