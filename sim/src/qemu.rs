@@ -64,10 +64,11 @@ pub struct QemuArgs {
     /// `SIM_LOG` (`--log kernel_core::sched=trace`); logs go to standard error.
     #[arg(long, global = true, value_name = "FILTER", value_parser = parse_log_filter)]
     log: Option<String>,
-    /// Start QEMU stopped, waiting for a debugger on this TCP port (default 1234):
-    /// `gdb-multiarch KERNEL -ex 'target remote :PORT'`. No `--timeout` applies then.
+    /// Start QEMU stopped, waiting for a debugger on TCP port 1234 (`--gdb=PORT` for
+    /// another): `gdb-multiarch KERNEL -ex 'target remote :PORT'`. No `--timeout`
+    /// applies then.
     #[arg(long, global = true, value_name = "PORT", num_args = 0..=1,
-          default_missing_value = "1234")]
+          require_equals = true, default_missing_value = "1234")]
     gdb: Option<u16>,
     /// What the kernel does.
     #[command(subcommand)]

@@ -532,3 +532,54 @@ fn the_log_boot_argument_filters_the_same_way_in_qemu() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn qemu_waits_for_a_debugger_with_gdb() {
+    use std::io::{Read as _, Write as _};
+    let path = fixture("qemu-gdb", "div.wat", DIV);
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args([
+            "qemu",
+            "--kernel",
+            kernel(),
+            &format!("--gdb={port}"),
+            "run",
+        ])
+        .args([path.to_str().unwrap(), "--invoke", "outer", "5"])
+        .env_remove("SIM_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sim runs");
+    // QEMU is stopped (`-S`): it cannot have run the module and ended by itself.
+    let mut stream = None;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(connected) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream = Some(connected);
+            break;
+        }
+    }
+    let mut stream = stream.expect("QEMU listens for a debugger");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "QEMU ran without a debugger"
+    );
+    // The GDB remote protocol's `continue`: the kernel runs the job to its end.
+    stream.write_all(b"+$c#63").unwrap();
+    let mut ack = [0u8; 1];
+    stream.read_exact(&mut ack).unwrap();
+    assert_eq!(&ack, b"+");
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("waiting for a debugger on tcp::{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("trap: integer divide by zero"), "{stderr}");
+    let bad = sim(&["qemu", "--gdb=port", "run", path.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+}
