@@ -21,6 +21,14 @@ if ! command -v qemu-system-riscv64 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-misc >/dev/null
 fi
 
+if ! command -v gdb >/dev/null; then
+    # sim/tests/debugging.rs breaks on a JIT-compiled function through GDB's JIT interface.
+    step "installing gdb"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gdb >/dev/null
+fi
+
 # The kernel first: the QEMU tests of `cargo test` (sim/tests/qemu.rs) boot it.
 step "RISC-V build: kernel-core and the hal-riscv kernel"
 cargo build --quiet -p kernel-core -p hal-riscv --target riscv64gc-unknown-none-elf --release

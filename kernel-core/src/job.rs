@@ -252,12 +252,22 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
 /// Prints a trap and its WebAssembly backtrace on standard error.
 fn report_trap<O: JobOutput + ?Sized>(error: &CallError, output: &O) -> JobStatus {
     output.err(&format!("trap: {error}"));
-    if let CallError::Trap { backtrace, .. } = error
+    if let CallError::Trap {
+        backtrace,
+        omitted_frames,
+        ..
+    } = error
         && !backtrace.is_empty()
     {
         output.err("wasm backtrace:");
         for (depth, frame) in backtrace.iter().enumerate() {
             output.err(&format!("  {depth}: {frame}"));
+        }
+        if *omitted_frames > 0 {
+            output.err(&format!(
+                "  ... {omitted_frames} more frames (the backtrace keeps the innermost {})",
+                backtrace.len()
+            ));
         }
     }
     match error {

@@ -15,6 +15,7 @@ pub mod hal;
 pub mod ipc;
 pub mod job;
 pub mod kernel;
+pub mod log;
 pub mod process;
 pub mod replay;
 pub mod sched;

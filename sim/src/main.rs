@@ -3,8 +3,10 @@
 //! Exit statuses are listed in [`exit`] and in the README.
 
 mod boot;
+mod compile;
 mod demo;
 mod exit;
+mod jit_debug;
 mod layout;
 mod module_file;
 mod qemu;
@@ -51,6 +53,9 @@ enum Command {
         /// CPUs and limits of the kernel the module runs in.
         #[command(flatten)]
         kernel: boot::KernelArgs,
+        /// Profiling.
+        #[command(flatten)]
+        debug: DebugArgs,
     },
     /// Boot the kernel with these programs (named by file stem, for `spawn`) and start the
     /// first as the init process; ends when no process is left, printing one exit line per
@@ -66,6 +71,9 @@ enum Command {
         /// Deterministic mode, trace, record and replay.
         #[command(flatten)]
         determinism: boot::DeterminismArgs,
+        /// Profiling.
+        #[command(flatten)]
+        debug: DebugArgs,
     },
     /// Boot the hosted kernel without work: it checks its HAL (the conformance suite that
     /// also runs when QEMU boots the kernel without an initrd) and reports.
@@ -78,14 +86,42 @@ enum Command {
         /// The WebAssembly version the scripts are written against.
         #[arg(long, value_enum, default_value = "v2")]
         spec: wast::SpecVersion,
+        /// Profiling.
+        #[command(flatten)]
+        debug: DebugArgs,
     },
+    /// Print the Cranelift IR and the machine code of a module's functions, for either
+    /// ISA from any host.
+    Compile(compile::CompileArgs),
     /// Do the work of `run`, `wast` or `boot` in the RISC-V kernel under QEMU.
     Qemu(qemu::QemuArgs),
+}
+
+/// Debugging and profiling flags of the hosted commands that run WebAssembly.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+struct DebugArgs {
+    /// Write `/tmp/perf-<pid>.map` (`START SIZE name` per JIT-compiled function) so that
+    /// `perf report` names WebAssembly functions.
+    #[arg(long)]
+    perf_map: bool,
 }
 
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    let debug = match &cli.command {
+        Some(
+            Command::Run { debug, .. } | Command::Boot { debug, .. } | Command::Wast { debug, .. },
+        ) => Some(*debug),
+        None | Some(Command::SelfCheck) => Some(DebugArgs::default()),
+        Some(Command::Layout { .. } | Command::Compile(_) | Command::Qemu(_)) => None,
+    };
+    if let Some(debug) = debug
+        && let Err(error) = jit_debug::install(debug.perf_map)
+    {
+        eprintln!("error: cannot create the perf map: {error}");
+        return ExitCode::from(exit::Status::Usage.code());
+    }
     let status = match cli.command {
         None => boot::hosted(Some(&demo::image(KernelOptions::default())), None),
         Some(Command::SelfCheck) => boot::hosted(None, None),
@@ -95,12 +131,14 @@ fn main() -> ExitCode {
             invoke,
             args,
             kernel,
+            ..
         }) => run::run(&file, invoke.as_deref(), &args, kernel).code(),
         Some(Command::Boot {
             init,
             programs,
             kernel,
             determinism,
+            ..
         }) => match determinism.request(kernel.cpus, false).and_then(|request| {
             let deterministic = request.is_some();
             boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
@@ -110,18 +148,22 @@ fn main() -> ExitCode {
             Ok((image, false)) => boot::hosted(Some(&image), kernel.cpus),
             Err(status) => status.code(),
         },
-        Some(Command::Wast { files, spec }) => wast::run(&files, spec).code(),
+        Some(Command::Wast { files, spec, .. }) => wast::run(&files, spec).code(),
+        Some(Command::Compile(args)) => compile::run(&args).code(),
         Some(Command::Qemu(args)) => qemu::run(args),
     };
     ExitCode::from(status)
 }
 
-/// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`).
+/// Logs go to stderr, filtered by `SIM_LOG` (for example `SIM_LOG=kernel_core=trace`),
+/// in colour only on a terminal.
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

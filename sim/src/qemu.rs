@@ -61,6 +61,16 @@ pub struct QemuArgs {
     /// (for tests of machines without V or Sv48: `rv64,v=false`, `rv64,sv48=false`).
     #[arg(long, global = true, value_name = "CPU", hide = true)]
     qemu_cpu: Option<String>,
+    /// The kernel's log filter: `target=level` directives and a default level, as in
+    /// `SIM_LOG` (`--log kernel_core::sched=trace`); logs go to standard error.
+    #[arg(long, global = true, value_name = "FILTER", value_parser = parse_log_filter)]
+    log: Option<String>,
+    /// Start QEMU stopped, waiting for a debugger on TCP port 1234 (`--gdb=PORT` for
+    /// another): `gdb-multiarch KERNEL -ex 'target remote :PORT'`. No `--timeout`
+    /// applies then.
+    #[arg(long, global = true, value_name = "PORT", num_args = 0..=1,
+          require_equals = true, default_missing_value = "1234")]
+    gdb: Option<u16>,
     /// What the kernel does.
     #[command(subcommand)]
     command: QemuCommand,
@@ -112,12 +122,36 @@ pub enum QemuCommand {
     },
 }
 
+/// Checks a `--log` filter on the host, so that a bad one is a usage error.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    kernel_core::log::LogFilter::parse(text).map(|_| text.to_owned())
+}
+
+/// The `--log` filter, when given.
+static LOG_FILTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The `--gdb` port, when given.
+static GDB_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// The bundle's bytes, with the `--log` filter in its trailer.
+fn encode(image: &BootImage) -> Vec<u8> {
+    image.encode_with_log_filter(LOG_FILTER.get().map(String::as_str))
+}
+
 /// Runs `sim qemu`; returns the exit code.
 pub fn run(options: QemuArgs) -> u8 {
     if let Some(cpu) = &options.qemu_cpu {
         let _ = QEMU_CPU.set(cpu.clone());
     }
-    let timeout = Duration::from_secs(options.timeout);
+    if let Some(filter) = &options.log {
+        let _ = LOG_FILTER.set(filter.clone());
+    }
+    let mut timeout = Duration::from_secs(options.timeout);
+    if let Some(port) = options.gdb {
+        let _ = GDB_PORT.set(port);
+        // A debugging session takes as long as it takes.
+        timeout = Duration::from_secs(u64::from(u32::MAX));
+    }
     RAM_MIB.store(options.ram, Ordering::Relaxed);
     let code = match options.command {
         QemuCommand::Run {
@@ -156,6 +190,8 @@ pub fn run(options: QemuArgs) -> u8 {
                 .or_else(|| thread::available_parallelism().ok().map(usize::from))
                 .unwrap_or(1)
                 .max(1);
+            // One debugger port: the scripts' QEMUs wait for it one after the other.
+            let jobs = if options.gdb.is_some() { 1 } else { jobs };
             run_scripts(options.kernel, &files, spec, jobs, timeout).code()
         }
     };
@@ -179,7 +215,7 @@ fn run_image(
     };
     let outcome = boot(
         &kernel,
-        &image.encode(),
+        &encode(image),
         cpus.unwrap_or(1),
         timeout,
         determinism.is_some(),
@@ -231,14 +267,13 @@ fn run_scripts(
     let work: Vec<Vec<u8>> = scripts
         .into_iter()
         .map(|script| {
-            BootImage {
+            encode(&BootImage {
                 options: KernelOptions::default(),
                 job: Job::Wast(WastRequest {
                     features: features.bits(),
                     scripts: vec![script],
                 }),
-            }
-            .encode()
+            })
         })
         .collect();
     let kernel = match prepare(kernel) {
@@ -555,7 +590,16 @@ fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
-        .arg(bundle)
+        .arg(bundle);
+    if let Some(port) = GDB_PORT.get() {
+        eprintln!(
+            "QEMU is stopped, waiting for a debugger on tcp::{port}: \
+             gdb-multiarch {} -ex 'target remote :{port}'",
+            kernel.display()
+        );
+        command.arg("-S").arg("-gdb").arg(format!("tcp::{port}"));
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

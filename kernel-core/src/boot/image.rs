@@ -19,6 +19,7 @@
 //! boot    := programs:vec<name:str module:bytes> determinism            (kind 3)
 //! determinism := 0 | 1 cpus:u32 seed:option<u64> replay:option<bytes> flags:u8
 //!            (flags: 1 keep the trace, 2 keep a recording, 4 send them over the console)
+//! trailer := log_filter:option<str>   (optional: absent, or zero padding, means none)
 //! u32/u64 := unsigned LEB128        u128 := 16 bytes, little-endian
 //! bytes   := len:u32 byte*          str := bytes, UTF-8
 //! option  := 0 | 1 value            vec := count:u32 value*
@@ -273,13 +274,45 @@ impl BootImage {
         out.0
     }
 
+    /// [`BootImage::encode`] followed by the trailer carrying a log filter (the kernel's
+    /// `tracing` filter under QEMU: `target=level` directives and a default level,
+    /// [`crate::log::LogFilter`]).
+    #[must_use]
+    pub fn encode_with_log_filter(&self, log_filter: Option<&str>) -> Vec<u8> {
+        let mut out = Writer(self.encode());
+        out.option(log_filter, Writer::str);
+        out.0
+    }
+
+    /// Reads a bundle written by [`BootImage::encode`] or
+    /// [`BootImage::encode_with_log_filter`], with the log filter of its trailer.
+    ///
+    /// # Errors
+    /// As [`BootImage::decode`], and for a trailer that is neither absent, zero padding nor
+    /// a log filter.
+    pub fn decode_with_log_filter(bytes: &[u8]) -> Result<(Self, Option<String>), DecodeError> {
+        let mut input = Reader { bytes, offset: 0 };
+        let image = Self::decode_from(&mut input)?;
+        let filter = if input.offset == bytes.len() {
+            None
+        } else {
+            input.option(Reader::string)?
+        };
+        Ok((image, filter))
+    }
+
     /// Reads a bundle written by [`BootImage::encode`]. Bytes after the bundle are ignored
-    /// (an initrd may be padded).
+    /// (an initrd may be padded; a log filter's trailer is read by
+    /// [`BootImage::decode_with_log_filter`]).
     ///
     /// # Errors
     /// A [`DecodeError`] when the bytes are not a bundle of this format version.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut input = Reader { bytes, offset: 0 };
+        Self::decode_from(&mut Reader { bytes, offset: 0 })
+    }
+
+    /// [`BootImage::decode`] from `input`, which is left after the job.
+    fn decode_from(input: &mut Reader<'_>) -> Result<Self, DecodeError> {
         if input.take(MAGIC.len(), "the bundle magic")? != MAGIC {
             return Err(input.error_at(0, "the bundle magic"));
         }
@@ -1196,6 +1229,34 @@ mod tests {
                 let _ = BootImage::decode(&corrupted);
             }
         }
+    }
+
+    #[test]
+    fn the_log_filter_rides_in_an_optional_trailer() {
+        let image = run_bundle();
+        let plain = image.encode();
+        let with = image.encode_with_log_filter(Some("kernel_core::sched=trace"));
+        assert!(with.starts_with(&plain));
+        // Older readers ignore the trailer; a padded initrd has none.
+        assert_eq!(BootImage::decode(&with).unwrap(), image);
+        let decoded = BootImage::decode_with_log_filter(&with).unwrap();
+        assert_eq!(
+            decoded,
+            (image.clone(), Some("kernel_core::sched=trace".into()))
+        );
+        assert_eq!(BootImage::decode_with_log_filter(&plain).unwrap().1, None);
+        let mut padded = plain.clone();
+        padded.extend_from_slice(&[0; 16]);
+        assert_eq!(BootImage::decode_with_log_filter(&padded).unwrap().1, None);
+        let none = image.encode_with_log_filter(None);
+        assert_eq!(BootImage::decode_with_log_filter(&none).unwrap().1, None);
+        // A truncated or foreign trailer is an error, never a panic.
+        for cut in plain.len()..with.len() {
+            assert!(BootImage::decode_with_log_filter(&with[..cut]).is_err() || cut == plain.len());
+        }
+        let mut foreign = plain;
+        foreign.push(7);
+        assert!(BootImage::decode_with_log_filter(&foreign).is_err());
     }
 
     #[test]

@@ -47,12 +47,12 @@ pub fn main<H: KernelHal>(hal: H) -> ! {
 /// machine down; a benchmark or test may boot again instead. CPUs other than the first
 /// stay parked in their scheduler loop's end, so only the first boot may use them.
 pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
-    let image = match hal.boot_image().map(BootImage::decode) {
+    let (image, log_filter) = match hal.boot_image().map(BootImage::decode_with_log_filter) {
         None => {
             let hal: &'static H = Box::leak(Box::new(hal));
             return (hal, self_check(hal));
         }
-        Some(Ok(image)) => image,
+        Some(Ok(decoded)) => decoded,
         Some(Err(error)) => {
             report_failure(&hal, format_args!("cannot read the boot image: {error}"));
             return (Box::leak(Box::new(hal)), JobStatus::KernelFailure.code());
@@ -81,6 +81,23 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     };
     let engine: &'static Engine<H> = Box::leak(Box::new(Engine::new(hal, config)));
     let hal = engine.hal();
+    crate::log::set_clock(hal);
+    if let Some(text) = log_filter {
+        match crate::log::LogFilter::parse(&text) {
+            Ok(filter) => crate::log::install(hal, filter),
+            Err(error) => report_failure(hal, format_args!("log filter ignored: {error}")),
+        }
+    }
+    tracing::info!(
+        target: "kernel_core::boot",
+        cpus = hal.cpu_count(),
+        job = match &image.job {
+            Job::Run(_) => "run",
+            Job::Wast(_) => "wast",
+            Job::Boot(_) => "boot",
+        },
+        "booting"
+    );
     let is_boot = matches!(image.job, Job::Boot(_));
     let programs = match &image.job {
         Job::Boot(request) => request

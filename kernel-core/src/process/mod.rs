@@ -144,6 +144,8 @@ pub struct Process<H: KernelHal> {
     handles: RefCell<HandleTable<H>>,
     /// Its store's epoch deadline, in deterministic mode, which each slice moves.
     epoch_deadline: Cell<Option<NonNull<AtomicU64>>>,
+    /// The process's `tracing` span, entered by the scheduler while the process runs.
+    span: tracing::Span,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -205,6 +207,19 @@ impl<H: KernelHal> Process<H> {
             let _ = table.insert(handle);
         }
         let pid = kernel.next_pid(name);
+        let span = tracing::info_span!(
+            target: "kernel_core::process",
+            parent: None,
+            "process",
+            pid,
+            name = %crate::wasm::runtime::escape_name(name)
+        );
+        tracing::debug!(
+            target: "kernel_core::process",
+            pid,
+            name = %crate::wasm::runtime::escape_name(name),
+            "spawned"
+        );
         let process = Box::new(Self {
             pid,
             name: String::from(name),
@@ -221,6 +236,7 @@ impl<H: KernelHal> Process<H> {
             exit: RefCell::new(None),
             handles: RefCell::new(table),
             epoch_deadline: Cell::new(None),
+            span,
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -232,6 +248,12 @@ impl<H: KernelHal> Process<H> {
         kernel.sched.add_live();
         kernel.sched.enqueue(ProcessBox(process));
         Ok(pid)
+    }
+
+    /// The process's `tracing` span (disabled when logs of `kernel_core::process` at
+    /// `info` are off).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The process id.
@@ -334,6 +356,18 @@ impl<H: KernelHal> Process<H> {
         self.request.set(request);
         // The trap context word belongs to this process's activations: take it along.
         self.trap_context.set(hal.set_trap_context(0));
+        // A span entered inside the process (a syscall's) must not stay entered on this
+        // CPU while other processes run: leave it now and enter it again on resuming.
+        // Syscall spans are `trace`: below that level (one atomic load) there is none.
+        let inner = if tracing::level_enabled!(tracing::Level::TRACE) {
+            let current = tracing::Span::current();
+            (current.id().is_some() && current.id() != self.span.id()).then_some(current)
+        } else {
+            None
+        };
+        if let Some(span) = &inner {
+            span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
+        }
         let cpu = hal.current_cpu();
         let scheduler = self.kernel.sched.cpu_context(cpu);
         // Safety: this runs on the process's own stack (this function's contract), so
@@ -343,6 +377,9 @@ impl<H: KernelHal> Process<H> {
         unsafe { hal.switch(self.context.get(), scheduler) };
         // Resumed, perhaps on another CPU: its trap context now belongs to this process.
         hal.set_trap_context(self.trap_context.get());
+        if let Some(span) = &inner {
+            span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+        }
     }
 
     /// Gives the CPU to other ready processes; returns when this one runs again.
@@ -371,9 +408,16 @@ impl<H: KernelHal> Process<H> {
         if let Some(limit) = self.kernel.options().cpu_limit_ns
             && self.cpu_time_ns() >= limit
         {
+            tracing::info!(
+                target: "kernel_core::sched",
+                pid = self.pid,
+                cpu_time_ns = self.cpu_time_ns(),
+                "CPU-time limit passed: interrupted"
+            );
             return EpochAction::Interrupt;
         }
         if epoch::current() >= self.slice_end_tick.get() {
+            tracing::debug!(target: "kernel_core::sched", pid = self.pid, "preempted: time slice over");
             self.yield_now();
         }
         EpochAction::Continue {
@@ -390,6 +434,14 @@ impl<H: KernelHal> Process<H> {
             .borrow_mut()
             .take()
             .unwrap_or_else(|| ProcessExit::Failed(String::from("ended without a status")));
+        tracing::info!(
+            target: "kernel_core::process",
+            pid = self.pid,
+            name = %crate::wasm::runtime::escape_name(&self.name),
+            status = %exit,
+            cpu_time_ns = self.cpu_time_ns.get(),
+            "exited"
+        );
         self.kernel.process_ended(self.pid, &self.name, &exit);
     }
 }

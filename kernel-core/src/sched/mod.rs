@@ -253,6 +253,7 @@ impl<H: KernelHal> Scheduler<H> {
                 break;
             }
             self.arm(slot, self.next_wake().unwrap_or(u64::MAX));
+            tracing::trace!(cpu = cpu.0, "idle: waiting for an interrupt");
             hal.wait_for_interrupt();
             slot.idle.store(false, Ordering::Release);
             now = hal.now_ns();
@@ -355,6 +356,7 @@ impl<H: KernelHal> Scheduler<H> {
             }
         }
         if !due.is_empty() {
+            tracing::trace!(count = due.len(), "sleepers woken");
             slot.queue.lock().extend(due);
             self.events.fetch_add(1, Ordering::SeqCst);
         }
@@ -370,6 +372,7 @@ impl<H: KernelHal> Scheduler<H> {
             .max_by_key(|(_, slot)| slot.queue.lock().len())?;
         let mut queue = victim.1.queue.lock();
         let process = queue.pop_back()?;
+        tracing::trace!(cpu = thief.0, pid = process.pid(), "stole a process");
         self.note_taken();
         Some(process)
     }
@@ -378,18 +381,35 @@ impl<H: KernelHal> Scheduler<H> {
     /// asked. Returns the time it switched back.
     fn run(&self, cpu: CpuId, process: ProcessBox<H>, now: u64) -> u64 {
         let slot = self.slot(cpu);
+        let started = now;
         let end_tick = slice_end_tick(now);
         process.begin_slice(now, end_tick);
         self.arm(slot, end_tick.saturating_mul(TICK_NS));
         let context = process.context();
+        tracing::trace!(cpu = cpu.0, pid = process.pid(), "switch to process");
+        let entered = process.span().enter();
         // Safety: the CPU slot's context is this loop's own, saved here and continued
         // only by the process that is about to run on this CPU; the process's context
         // was made by `new_context` or saved by its last switch out, its stack is alive
         // (the box holds it) and no CPU runs it (it was taken out of a queue).
         unsafe { self.hal.switch(slot.context.get(), context) };
+        drop(entered);
         let now = self.hal.now_ns();
         process.end_slice(now);
-        match process.request() {
+        let request = process.request();
+        tracing::trace!(
+            cpu = cpu.0,
+            pid = process.pid(),
+            ran_ns = now.saturating_sub(started),
+            request = match request {
+                Request::Yield => "yield",
+                Request::Sleep { .. } => "sleep",
+                Request::Wait { .. } => "wait",
+                Request::Exit => "exit",
+            },
+            "process switched back"
+        );
+        match request {
             Request::Yield => {
                 slot.queue.lock().push_back(process);
             }

@@ -205,7 +205,13 @@ fn host_function<H: KernelHal>(
     process: &'static Process<H>,
 ) -> HostCallback<'static> {
     Box::new(move |caller, args, results| {
+        // A span per call, under the process's (left while the call blocks, see
+        // `Process::switch_out`).
+        let span = tracing::trace_span!("syscall", name = syscall.name(), pid = process.pid());
+        let _entered = span.enter();
+        tracing::trace!(?args, "syscall");
         let outcome = serve(syscall, process, caller, args, results);
+        tracing::trace!(?results, "syscall returned");
         if let Some(det) = process.kernel().deterministic() {
             trace(det, syscall, args, results, outcome.is_err());
             if outcome.is_ok() && det.preempt_after_syscall() {

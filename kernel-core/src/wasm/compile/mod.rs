@@ -46,6 +46,7 @@ mod control;
 mod environ;
 mod epoch;
 mod func_translator;
+mod inspect;
 mod isa;
 mod link;
 mod memory;
@@ -72,6 +73,7 @@ use cranelift_codegen::{CodegenError, FinalizedRelocTarget};
 use cranelift_frontend::FunctionBuilderContext;
 
 use self::environ::ModuleEnvironment;
+pub use self::inspect::{FunctionListing, inspect_function};
 pub use self::isa::{has_simd_unit, target_isa, target_isa_with};
 use self::link::{Artifact, Relocation};
 pub use self::traps::{trap_code, trap_from_code};

@@ -103,3 +103,63 @@ impl CodeInfo {
         Some(self.start + function.offset as usize)
     }
 }
+
+/// How many characters of a name from a name section [`escape_name`] keeps.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A name from a module's name section made safe to print on one line: control
+/// characters (newlines, escape sequences), backslashes and characters that are not
+/// printable come out as Rust escapes (`\n`, `\u{1b}`, `\\`), so a name can neither start a
+/// new line nor drive the terminal; past [`MAX_NAME_CHARS`] characters the rest is replaced
+/// by `...[N more chars]`. Names are untrusted input: every place that prints one (trap
+/// backtraces, the perf map, debuggers' symbols) goes through this.
+#[must_use]
+pub fn escape_name(name: &str) -> String {
+    use core::fmt::Write as _;
+    let mut text = String::with_capacity(name.len().min(MAX_NAME_CHARS + 32));
+    let mut chars = name.chars();
+    for c in chars.by_ref().take(MAX_NAME_CHARS) {
+        match c {
+            // `escape_debug` would escape quotes too, which are harmless here.
+            '"' | '\'' => text.push(c),
+            c => {
+                let _ = write!(text, "{}", c.escape_debug());
+            }
+        }
+    }
+    let rest = chars.count();
+    if rest > 0 {
+        let _ = write!(text, "...[{rest} more chars]");
+    }
+    text
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_break_lines_or_reach_the_terminal() {
+        assert_eq!(escape_name("plain_name"), "plain_name");
+        assert_eq!(escape_name("a\nb"), "a\\nb");
+        assert_eq!(escape_name("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape_name("back\\slash \"q\""), "back\\\\slash \"q\"");
+        assert_eq!(escape_name("bidi\u{202e}x"), "bidi\\u{202e}x");
+        for name in ["\r", "\t", "\u{7f}", "\u{85}", "\u{2028}", "\0"] {
+            let escaped = escape_name(name);
+            assert!(escaped.chars().all(|c| !c.is_control()), "{escaped:?}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_with_a_marker() {
+        let long = "x".repeat(MAX_NAME_CHARS + 50);
+        let escaped = escape_name(&long);
+        assert!(escaped.starts_with(&"x".repeat(MAX_NAME_CHARS)));
+        assert!(escaped.ends_with("...[50 more chars]"), "{escaped}");
+        assert_eq!(
+            escape_name(&"y".repeat(MAX_NAME_CHARS)),
+            "y".repeat(MAX_NAME_CHARS)
+        );
+    }
+}

@@ -129,6 +129,7 @@ unsafe impl Sync for ModuleCode {}
 
 impl Drop for ModuleCode {
     fn drop(&mut self) {
+        super::observer::notify_released(&self.code);
         // Safety: `release` was made for the HAL type `hal` points at, the HAL outlives
         // the module (the engine borrow in `Module`), and the last user of the code is
         // gone (this is the last `Arc`).
@@ -177,6 +178,9 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         wasm: &[u8],
         features: WasmFeatures,
     ) -> Result<Self, LoadError> {
+        let started =
+            tracing::enabled!(target: "kernel_core::wasm::compile", tracing::Level::DEBUG)
+                .then(crate::log::clock_ns);
         let info = translate(wasm, features).map_err(LoadError::Module)?;
         if let Some(available) = engine.hal.available_memory()
             && info.compile_memory > available as u64
@@ -250,6 +254,19 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             traps: compiled.traps.into_boxed_slice(),
             function_names: info.function_names.clone(),
         });
+        super::observer::notify_published(&code);
+        if let Some(started) = started {
+            tracing::debug!(
+                target: "kernel_core::wasm::compile",
+                module = %code.module_name.as_deref().map_or_else(String::new, super::code::escape_name),
+                isa = %isa,
+                functions = code.functions.len(),
+                wasm_bytes = wasm.len(),
+                code_bytes = code.len,
+                compile_us = crate::log::clock_ns().saturating_sub(started) / 1000,
+                "compiled and published"
+            );
+        }
         let address = |offset: &u32| start + *offset as usize;
         let inner = ModuleCode {
             array_shims: compiled.array_shims.iter().map(address).collect(),
@@ -300,13 +317,12 @@ fn uses_simd(wasm: &[u8], features: WasmFeatures) -> bool {
 pub(crate) fn describe_function(code: &CodeInfo, func: crate::wasm::indices::FuncIndex) -> String {
     use core::fmt::Write as _;
     let mut text = String::new();
+    // Names come from the module: escaped, so that they cannot forge backtrace lines.
     if let Some(module) = &code.module_name {
-        let _ = write!(text, "{module}!");
+        let _ = write!(text, "{}!", super::code::escape_name(module));
     }
     match code.function_name(func) {
-        Some(name) => {
-            let _ = write!(text, "{name}");
-        }
+        Some(name) => text.push_str(&super::code::escape_name(name)),
         None => {
             let _ = write!(text, "<func {func}>");
         }

@@ -45,6 +45,7 @@ fn trap(trap: Trap) -> InstantiationError {
         trap,
         detail: None,
         backtrace: Vec::new(),
+        omitted_frames: 0,
     })
 }
 

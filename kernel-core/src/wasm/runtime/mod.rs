@@ -15,6 +15,7 @@ mod host;
 mod instance;
 mod instantiate;
 mod memory;
+pub mod observer;
 mod stable;
 mod store;
 mod table;
@@ -25,7 +26,7 @@ mod tests;
 pub mod trap_handler;
 mod values;
 
-pub use code::{CodeInfo, FrameInfo};
+pub use code::{CodeInfo, FrameInfo, MAX_NAME_CHARS, escape_name};
 pub use engine::{Engine, EngineConfig, LoadError, Module, RuntimeHal};
 pub use host::{Caller, HostCallback};
 pub use store::{

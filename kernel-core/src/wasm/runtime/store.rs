@@ -133,8 +133,11 @@ pub enum CallError {
         trap: Trap,
         /// What a failing host function said, for [`Trap::HostError`].
         detail: Option<String>,
-        /// Innermost frame first.
+        /// Innermost frame first, at most
+        /// [`MAX_BACKTRACE`](super::trap_handler::MAX_BACKTRACE).
         backtrace: Vec<BacktraceFrame>,
+        /// How many outer WebAssembly frames the backtrace leaves out.
+        omitted_frames: usize,
     },
     /// The arguments do not match the function's type.
     BadArguments(String),
@@ -542,6 +545,7 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
                         trap: Trap::HostError,
                         detail: Some(detail),
                         backtrace: Vec::new(),
+                        omitted_frames: 0,
                     })
             }
             Func::Wasm(reference) => {
@@ -857,8 +861,17 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 trap: Trap::Killed,
                 detail: Some(String::from("trap without a record")),
                 backtrace: Vec::new(),
+                omitted_frames: 0,
             };
         };
+        tracing::debug!(
+            target: "kernel_core::wasm::trap",
+            trap = record.trap.message(),
+            pc = record.pc,
+            fault_address = record.fault_address,
+            frames = record.frames.iter().flatten().count() + record.omitted_frames,
+            "trap"
+        );
         let backtrace = record
             .frames
             .iter()
@@ -883,6 +896,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             trap: record.trap,
             detail,
             backtrace,
+            omitted_frames: record.omitted_frames,
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct TrapRecord {
     pub fault_address: Option<usize>,
     /// Frames, innermost first; only the first `depth` are meaningful.
     pub frames: [Option<RecordedFrame>; MAX_BACKTRACE],
+    /// WebAssembly frames past the [`MAX_BACKTRACE`] kept, outermost ones (counted, not
+    /// recorded).
+    pub omitted_frames: usize,
 }
 
 /// The state of one entry into WebAssembly, on the Rust stack of the caller for the
@@ -184,12 +187,13 @@ pub fn handle_trap(info: &TrapInfo) -> TrapResponse {
         Verdict::KernelBug(_) => return TrapResponse::Fatal,
     };
     let activation = &context.activation;
-    let frames = walk_frames(code, info, activation);
+    let (frames, omitted_frames) = walk_frames(code, info, activation);
     context.trap = Some(TrapRecord {
         trap,
         pc: info.pc,
         fault_address: info.fault_address,
         frames,
+        omitted_frames,
     });
     TrapResponse::Redirect(Redirect {
         pc: activation.handler_pc,
@@ -199,14 +203,16 @@ pub fn handle_trap(info: &TrapInfo) -> TrapResponse {
     })
 }
 
-/// Walks the frame-pointer chain from the fault up to the entry trampoline's frame.
+/// Walks the frame-pointer chain from the fault up to the entry trampoline's frame: the
+/// innermost [`MAX_BACKTRACE`] WebAssembly frames, and how many more there were.
 fn walk_frames(
     code: &[Arc<CodeInfo>],
     info: &TrapInfo,
     activation: &VMActivation,
-) -> [Option<RecordedFrame>; MAX_BACKTRACE] {
+) -> ([Option<RecordedFrame>; MAX_BACKTRACE], usize) {
     let mut frames = [None; MAX_BACKTRACE];
     let mut depth = 0;
+    let mut omitted = 0usize;
     let mut record = |pc: usize| {
         let found = code
             .iter()
@@ -214,13 +220,16 @@ fn walk_frames(
             .find(|(_, module)| module.contains(pc));
         if let Some((index, module)) = found
             && let Some(frame) = module.frame_at(pc)
-            && depth < MAX_BACKTRACE
         {
-            frames[depth] = Some(RecordedFrame {
-                module: index,
-                frame,
-            });
-            depth += 1;
+            if depth < MAX_BACKTRACE {
+                frames[depth] = Some(RecordedFrame {
+                    module: index,
+                    frame,
+                });
+                depth += 1;
+            } else {
+                omitted = omitted.saturating_add(1);
+            }
         }
     };
     record(info.pc);
@@ -244,7 +253,7 @@ fn walk_frames(
         }
         fp = caller_fp;
     }
-    frames
+    (frames, omitted)
 }
 
 #[cfg(test)]
