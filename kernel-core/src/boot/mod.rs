@@ -66,7 +66,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             .iter()
             .map(|program| load_program(engine, &program.name, &program.module))
             .collect(),
-        Job::Run(_) | Job::Wast(_) => Vec::new(),
+        Job::Run(_) | Job::Wast(_) | Job::RunBatch(_) => Vec::new(),
     };
     let kernel: &'static Kernel<H> = Box::leak(Box::new(Kernel::new(
         engine,
@@ -77,6 +77,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
         Job::Wast(request) => spawn_job(kernel, "wast", wast_job(request)),
+        Job::RunBatch(requests) => spawn_job(kernel, "batch", batch_job(requests)),
         Job::Boot(request) => start_init(kernel, request.programs.first().map(|p| p.name.as_str())),
     };
     if let Err(status) = started {
@@ -192,6 +193,21 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
             &ProgramEnvironment(process),
         );
         ProcessExit::Code(i32::from(code))
+    })
+}
+
+/// The process of a batch of `sim run` jobs: each module in turn, as [`run_job`] runs
+/// one, between marker lines ([`job::run_batch`]).
+fn batch_job<H: KernelHal>(requests: Vec<RunRequest>) -> ProcessMain<H> {
+    Box::new(move |process| {
+        let kernel = process.kernel();
+        let status = job::run_batch(
+            kernel.engine(),
+            &requests,
+            &ConsoleOutput(kernel.hal()),
+            &ProgramEnvironment(process),
+        );
+        ProcessExit::Code(i32::from(status.code()))
     })
 }
 
