@@ -318,12 +318,19 @@ fn compare(test: &str, cases: &[Case], batch: usize, timeout: Duration) {
 /// Every test of this file: the corpus, in one comparison (one set of QEMU boots).
 #[test]
 fn the_corpus_agrees_on_both_hals() {
-    let mut cases = Vec::new();
-    cases.extend(rows(Scale::Quick));
-    cases.extend(stack_edge());
-    cases.extend(spec_trap_cases(SPEC_CASES));
-    cases.extend(fuzz_cases());
-    cases.extend(generated());
+    let parts = [
+        ("issue rows", rows(Scale::Quick)),
+        ("stack edge", stack_edge()),
+        ("spec traps", spec_trap_cases(SPEC_CASES)),
+        ("fuzz inputs", fuzz_cases()),
+        ("generated", generated()),
+    ];
+    let counts: Vec<String> = parts
+        .iter()
+        .map(|(part, cases)| format!("{} {part}", cases.len()))
+        .collect();
+    eprintln!("parity: corpus of {}", counts.join(", "));
+    let cases: Vec<Case> = parts.into_iter().flat_map(|(_, cases)| cases).collect();
     assert!(cases.len() >= 200, "only {} modules", cases.len());
     compare("corpus", &cases, 400, Duration::from_secs(600));
 }
