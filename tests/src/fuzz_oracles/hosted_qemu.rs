@@ -17,6 +17,9 @@
 //!    the kernel runs every script in a fresh spectest store and prints each failing
 //!    command as `path:line: message`. Any failure is a disagreement between the HALs.
 //!
+//! [`boot_qemu`], the boot itself (an image in, the console out), also serves
+//! `sim/tests/parity.rs`, which runs `sim run` requests in batches (`Job::RunBatch`).
+//!
 //! The final memory is compared exactly, without a hash: the module is registered as
 //! `fuzz`, and a checker module imports its memory as memory 0, declares memory 1 of the
 //! hosted size holding the hosted bytes (data segments over the non-zero runs), and
