@@ -249,6 +249,30 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
     }
 }
 
+/// The first word of the marker lines of [`run_batch`].
+pub const BATCH_MARKER: &str = "k23-batch";
+
+/// A batch of `sim run` jobs ([`crate::boot::image::Job::RunBatch`]): runs every request
+/// in turn as [`run_module`] does, with the same environment, each between the standard
+/// output lines `<BATCH_MARKER> <index> begin` and `<BATCH_MARKER> <index> status <code>`
+/// (`code` the exit code `sim run` would end with). What a module prints in between, on
+/// either stream, is its own. The modules share the job's process (its stack, its CPU
+/// time, `--cpu-limit` included), each with a store of its own. Returns
+/// [`JobStatus::Success`]: the statuses are in the marker lines.
+pub fn run_batch<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e, H>>(
+    engine: &'e Engine<H>,
+    requests: &[RunRequest],
+    output: &O,
+    environment: &E,
+) -> JobStatus {
+    for (index, request) in requests.iter().enumerate() {
+        output.out(&format!("{BATCH_MARKER} {index} begin"));
+        let code = run_module(engine, request, output, environment);
+        output.out(&format!("{BATCH_MARKER} {index} status {code}"));
+    }
+    JobStatus::Success
+}
+
 /// Prints a trap and its WebAssembly backtrace on standard error.
 fn report_trap<O: JobOutput + ?Sized>(error: &CallError, output: &O) -> JobStatus {
     output.err(&format!("trap: {error}"));

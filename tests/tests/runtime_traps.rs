@@ -386,3 +386,55 @@ fn unlinkable_and_failing_instantiations_are_errors() {
     let module = Module::new(hosted_engine(), &bytes, WASM2_FEATURES).unwrap();
     assert!(store.instantiate(&module, &[]).is_err());
 }
+
+/// Runs `run` (a runaway recursion counting its depth in `depth`) from under `frames`
+/// Rust frames of 4 KiB each, on a store with `Store::set_stack_budget(floor, budget)`,
+/// `floor` given as the bytes below this function's frame; returns the depth reached.
+fn depth_at_exhaustion(frames: usize, floor_below: Option<usize>, budget: usize) -> i32 {
+    if frames > 0 {
+        let padding = std::hint::black_box([0u8; 4096]);
+        let depth = depth_at_exhaustion(frames - 1, floor_below, budget);
+        std::hint::black_box(&padding);
+        return depth;
+    }
+    let here = std::ptr::from_ref(&frames) as usize;
+    let floor = floor_below.map_or(0, |below| here - below);
+    let mut store = Store::new(hosted_engine());
+    store.set_stack_budget(floor, budget);
+    let instance = instantiate(
+        &mut store,
+        r#"(module (global $d (mut i32) (i32.const 0))
+             (func $f (export "run") (global.set $d (i32.add (global.get $d) (i32.const 1))) (call $f))
+             (func (export "depth") (result i32) (global.get $d)))"#,
+        &[],
+    );
+    expect_trap(call(&mut store, instance, "run", &[]), Trap::StackOverflow);
+    match call(&mut store, instance, "depth", &[])
+        .expect("depth")
+        .as_slice()
+    {
+        [Val::I32(depth)] => *depth,
+        other => panic!("depth: {other:?}"),
+    }
+}
+
+/// `Store::set_stack_budget`: WebAssembly gets the budget below the frame of the call into
+/// it however deep the host's frames are there (the same depth from under 64 KiB more of
+/// them), and never goes below the floor.
+#[test]
+fn the_stack_budget_counts_from_the_call_and_stops_at_the_floor() {
+    let budget = 256 * 1024;
+    let shallow = depth_at_exhaustion(0, None, budget);
+    let deep = depth_at_exhaustion(16, None, budget);
+    assert_eq!(shallow, deep, "the budget moved with the host's frames");
+    // 32-byte frames: about budget / 32, less the entry's own frames.
+    assert!(
+        (budget / 64..=budget / 32).contains(&usize::try_from(shallow).unwrap()),
+        "{shallow} frames in {budget} bytes"
+    );
+    let floored = depth_at_exhaustion(0, Some(budget / 4), budget);
+    assert!(
+        floored < shallow / 2 && floored > 0,
+        "the floor a quarter of the budget down: {floored} frames, {shallow} without"
+    );
+}

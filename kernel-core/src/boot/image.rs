@@ -113,6 +113,10 @@ pub enum Job {
     Wast(WastRequest),
     /// `sim boot`: programs in the boot image, the first started as the init process.
     Boot(BootRequest),
+    /// Many `sim run` jobs in one boot, one after the other in one process, each result
+    /// between marker lines (`crate::job::run_batch`): the hosted-against-QEMU parity
+    /// test's way of running hundreds of modules per QEMU boot.
+    RunBatch(Vec<RunRequest>),
 }
 
 /// `sim boot INIT [PROGRAM...]`.
@@ -216,6 +220,8 @@ const KIND_RUN: u8 = 1;
 const KIND_WAST: u8 = 2;
 /// The `kind` byte of a [`Job::Boot`].
 const KIND_BOOT: u8 = 3;
+/// The `kind` byte of a [`Job::RunBatch`].
+const KIND_RUN_BATCH: u8 = 4;
 
 impl BootImage {
     /// The bundle's bytes.
@@ -234,10 +240,11 @@ impl BootImage {
         match &self.job {
             Job::Run(run) => {
                 out.byte(KIND_RUN);
-                out.str(&run.path);
-                out.bytes(&run.module);
-                out.option(run.invoke.as_deref(), Writer::str);
-                out.vec(&run.args, |out, arg| out.str(arg));
+                out.run_request(run);
+            }
+            Job::RunBatch(runs) => {
+                out.byte(KIND_RUN_BATCH);
+                out.vec(runs, Writer::run_request);
             }
             Job::Boot(boot) => {
                 out.byte(KIND_BOOT);
@@ -332,12 +339,8 @@ impl BootImage {
         };
         let kind_offset = input.offset;
         let job = match input.byte("the bundle kind")? {
-            KIND_RUN => Job::Run(RunRequest {
-                path: input.string()?,
-                module: input.byte_vec()?,
-                invoke: input.option(Reader::string)?,
-                args: input.vec(Reader::string)?,
-            }),
+            KIND_RUN => Job::Run(input.run_request()?),
+            KIND_RUN_BATCH => Job::RunBatch(input.vec(Reader::run_request)?),
             KIND_BOOT => Job::Boot(BootRequest {
                 programs: input.vec(|input| {
                     Ok(Program {
@@ -356,7 +359,7 @@ impl BootImage {
                     })
                 })?,
             }),
-            _ => return Err(input.error_at(kind_offset, "bundle kind 1, 2 or 3")),
+            _ => return Err(input.error_at(kind_offset, "bundle kind 1, 2, 3 or 4")),
         };
         Ok(Self { options, job })
     }
@@ -373,6 +376,13 @@ impl BootImage {
 struct Writer(Vec<u8>);
 
 impl Writer {
+    fn run_request(&mut self, run: &RunRequest) {
+        self.str(&run.path);
+        self.bytes(&run.module);
+        self.option(run.invoke.as_deref(), Writer::str);
+        self.vec(&run.args, |out, arg| out.str(arg));
+    }
+
     fn byte(&mut self, value: u8) {
         self.0.push(value);
     }
@@ -674,6 +684,15 @@ struct Reader<'a> {
 const MAX_EITHER_DEPTH: u32 = 8;
 
 impl<'a> Reader<'a> {
+    fn run_request(&mut self) -> Result<RunRequest, DecodeError> {
+        Ok(RunRequest {
+            path: self.string()?,
+            module: self.byte_vec()?,
+            invoke: self.option(Reader::string)?,
+            args: self.vec(Reader::string)?,
+        })
+    }
+
     fn error_at(&self, offset: usize, expected: &'static str) -> DecodeError {
         DecodeError { offset, expected }
     }
@@ -1179,12 +1198,29 @@ mod tests {
             invoke: None,
             args: Vec::new(),
         }));
+        let batch = image(Job::RunBatch(vec![
+            RunRequest {
+                path: "a.wat".to_string(),
+                module: vec![1, 2, 3],
+                invoke: name("f"),
+                args: vec!["1".to_string()],
+            },
+            RunRequest {
+                path: String::new(),
+                module: Vec::new(),
+                invoke: None,
+                args: Vec::new(),
+            },
+        ]));
+        let empty_batch = image(Job::RunBatch(Vec::new()));
         for bundle in [
             wast_bundle(),
             run_bundle(),
             boot_bundle(),
             deterministic_boot_bundle(),
             no_invoke,
+            batch,
+            empty_batch,
         ] {
             let bytes = bundle.encode();
             assert!(BootImage::is_boot_image(&bytes));

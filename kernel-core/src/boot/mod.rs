@@ -63,7 +63,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             Ok(setup) => setup,
             Err(status) => return (Box::leak(Box::new(hal)), status.code()),
         },
-        Job::Run(_) | Job::Wast(_) => None,
+        Job::Run(_) | Job::Wast(_) | Job::RunBatch(_) => None,
     };
     let mut config = EngineConfig::default();
     if deterministic.is_some() {
@@ -77,7 +77,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             .determinism
             .as_ref()
             .is_some_and(|request| request.over_console),
-        Job::Run(_) | Job::Wast(_) => false,
+        Job::Run(_) | Job::Wast(_) | Job::RunBatch(_) => false,
     };
     let engine: &'static Engine<H> = Box::leak(Box::new(Engine::new(hal, config)));
     let hal = engine.hal();
@@ -94,6 +94,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
         job = match &image.job {
             Job::Run(_) => "run",
             Job::Wast(_) => "wast",
+            Job::RunBatch(_) => "batch",
             Job::Boot(_) => "boot",
         },
         "booting"
@@ -105,7 +106,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             .iter()
             .map(|program| load_program(engine, &program.name, &program.module))
             .collect(),
-        Job::Run(_) | Job::Wast(_) => Vec::new(),
+        Job::Run(_) | Job::Wast(_) | Job::RunBatch(_) => Vec::new(),
     };
     let kernel: &'static Kernel<H> = Box::leak(Box::new(Kernel::new(
         engine,
@@ -117,6 +118,7 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
         Job::Wast(request) => spawn_job(kernel, "wast", wast_job(request)),
+        Job::RunBatch(requests) => spawn_job(kernel, "batch", batch_job(requests)),
         Job::Boot(request) => start_init(kernel, request.programs.first().map(|p| p.name.as_str())),
     };
     if let Err(status) = started {
@@ -338,6 +340,21 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
             &ProgramEnvironment(process),
         );
         ProcessExit::Code(i32::from(code))
+    })
+}
+
+/// The process of a batch of `sim run` jobs: each module in turn, as [`run_job`] runs
+/// one, between marker lines ([`job::run_batch`]).
+fn batch_job<H: KernelHal>(requests: Vec<RunRequest>) -> ProcessMain<H> {
+    Box::new(move |process| {
+        let kernel = process.kernel();
+        let status = job::run_batch(
+            kernel.engine(),
+            &requests,
+            &ConsoleOutput(kernel.hal()),
+            &ProgramEnvironment(process),
+        );
+        ProcessExit::Code(i32::from(status.code()))
     })
 }
 

@@ -16,11 +16,11 @@ pub fn main<H: KernelHal>(module: Module<'static, H>) -> ProcessMain<H> {
     Box::new(move |process| run(process, &module))
 }
 
-/// Prepares a store for `process`'s WebAssembly code: the stack limit of its own stack,
+/// Prepares a store for `process`'s WebAssembly code: the stack budget of its own stack,
 /// the kernel's memory limit, and its epoch handler and first deadline, so that the
 /// scheduler can preempt it.
 pub fn prepare_store<H: KernelHal>(store: &mut Store<'static, H>, process: &'static Process<H>) {
-    store.set_stack_limit(process.wasm_stack_limit());
+    store.set_stack_budget(process.wasm_stack_floor(), process.wasm_stack_budget());
     store.set_memory_limit(process.kernel().options().memory_limit);
     store.set_epoch_handler(Box::new(move || process.on_epoch()));
     store.set_epoch_deadline(process.slice_end_tick());

@@ -17,6 +17,9 @@
 //!    the kernel runs every script in a fresh spectest store and prints each failing
 //!    command as `path:line: message`. Any failure is a disagreement between the HALs.
 //!
+//! [`boot_qemu`], the boot itself (an image in, the console out), also serves
+//! `sim/tests/parity.rs`, which runs `sim run` requests in batches (`Job::RunBatch`).
+//!
 //! The final memory is compared exactly, without a hash: the module is registered as
 //! `fuzz`, and a checker module imports its memory as memory 0, declares memory 1 of the
 //! hosted size holding the hosted bytes (data segments over the non-zero runs), and
@@ -386,6 +389,57 @@ fn qemu_available(kernel: &Path) -> bool {
 /// status 0 (every command passed) or 7 (some failed) and its closing line: the message
 /// says what happened, with the end of the console output.
 pub fn run_in_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<QemuReport, String> {
+    let boot = boot_qemu(kernel, image, timeout)?;
+    parse_console(&boot)
+}
+
+/// What one QEMU boot printed and how it ended.
+#[derive(Debug)]
+pub struct QemuBoot {
+    /// The console output, standard-error lines still marked with
+    /// [`kernel_core::boot::image::STDERR_PREFIX`].
+    pub console: String,
+    /// QEMU's exit status: the kernel's status.
+    pub status: std::process::ExitStatus,
+    /// What QEMU printed on its own standard error.
+    pub stderr: String,
+    /// Wall time of the boot.
+    pub elapsed: Duration,
+}
+
+impl QemuBoot {
+    /// The job's output: the console after the [`CONSOLE_BEGIN`] line.
+    ///
+    /// # Errors
+    /// When the kernel never printed that line: the end of the console, to show why.
+    pub fn job_output(&self) -> Result<&str, String> {
+        self.console
+            .split_once(CONSOLE_BEGIN)
+            .map(|(_, job)| job)
+            .ok_or_else(|| {
+                format!(
+                    "no `{CONSOLE_BEGIN}` line ({}); console:\n{}",
+                    self.status,
+                    self.tail()
+                )
+            })
+    }
+
+    /// The last 40 lines of the console and QEMU's standard error, for messages.
+    #[must_use]
+    pub fn tail(&self) -> String {
+        let lines: Vec<&str> = self.console.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!("{}\n{}", lines[from..].join("\n"), self.stderr)
+    }
+}
+
+/// Boots `kernel` in QEMU with the boot image `image` (as `sim qemu` does: `virt`, the
+/// vector unit with VLEN 128, one hart, here 1 GiB of memory) and returns its console.
+///
+/// # Errors
+/// When QEMU cannot start or runs past `timeout`, with the end of the console output.
+pub fn boot_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<QemuBoot, String> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let bundle = std::env::temp_dir().join(format!(
         "hosted-qemu-{}-{}.bundle",
@@ -438,7 +492,23 @@ pub fn run_in_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<Qem
             };
             let output = reader.join().unwrap_or_default();
             let stderr = errors.join().unwrap_or_default();
-            parse_console(&String::from_utf8_lossy(&output), status, &stderr, started)
+            let console = String::from_utf8_lossy(&output).into_owned();
+            match status {
+                Ok(status) => Ok(QemuBoot {
+                    console,
+                    status,
+                    stderr,
+                    elapsed: started.elapsed(),
+                }),
+                Err(problem) => {
+                    let lines: Vec<&str> = console.lines().collect();
+                    let from = lines.len().saturating_sub(40);
+                    Err(format!(
+                        "{problem}; console:\n{}\n{stderr}",
+                        lines[from..].join("\n")
+                    ))
+                }
+            }
         }
         Err(error) => Err(format!("cannot start qemu-system-riscv64: {error}")),
     };
@@ -446,27 +516,11 @@ pub fn run_in_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<Qem
     result
 }
 
-/// Reads the job's output from the console of a boot that ended with `status`.
-fn parse_console(
-    console: &str,
-    status: Result<std::process::ExitStatus, String>,
-    stderr: &str,
-    started: Instant,
-) -> Result<QemuReport, String> {
-    let tail = || {
-        let lines: Vec<&str> = console.lines().collect();
-        let from = lines.len().saturating_sub(40);
-        format!("{}\n{stderr}", lines[from..].join("\n"))
-    };
-    let status = status.map_err(|problem| format!("{problem}; console:\n{}", tail()))?;
-    let Some((_, job)) = console.split_once(CONSOLE_BEGIN) else {
-        return Err(format!(
-            "no `{CONSOLE_BEGIN}` line ({status}); console:\n{}",
-            tail()
-        ));
-    };
+/// Reads the wast job's output from the console of `boot`.
+fn parse_console(boot: &QemuBoot) -> Result<QemuReport, String> {
+    let job = boot.job_output()?;
     let mut report = QemuReport {
-        elapsed: started.elapsed(),
+        elapsed: boot.elapsed,
         ..QemuReport::default()
     };
     let mut closed = false;
@@ -482,11 +536,12 @@ fn parse_console(
             report.failures.push(line.to_owned());
         }
     }
-    match status.code() {
+    match boot.status.code() {
         Some(0 | 7) if closed => Ok(report),
         _ => Err(format!(
-            "the kernel ended with {status}; console:\n{}",
-            tail()
+            "the kernel ended with {}; console:\n{}",
+            boot.status,
+            boot.tail()
         )),
     }
 }

@@ -234,6 +234,9 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) host_funcs: Vec<StableBox<HostFunc<'e>>>,
     /// The stack limit set with [`Store::set_stack_limit`], if any.
     pub(crate) fixed_stack_limit: Option<usize>,
+    /// The budget and floor set with [`Store::set_stack_budget`]: each outermost call
+    /// allows `budget` bytes below the caller's frame, never below `floor`.
+    pub(crate) stack_budget: Option<(usize, usize)>,
     /// What runs when generated code passes the epoch deadline (taken out while it runs).
     pub(crate) epoch_handler: Option<EpochHandler<'e>>,
     /// The most WebAssembly pages all linear memories together may have.
@@ -270,6 +273,7 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
             globals: Vec::new(),
             host_funcs: Vec::new(),
             fixed_stack_limit: None,
+            stack_budget: None,
             epoch_handler: None,
             memory_limit_pages: u64::MAX,
             host_memory_definitions: Vec::new(),
@@ -446,7 +450,22 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     pub fn set_stack_limit(&mut self, limit: usize) {
         let inner = self.inner_mut();
         inner.fixed_stack_limit = Some(limit);
+        inner.stack_budget = None;
         inner.context.stack_limit = limit;
+    }
+
+    /// Gives WebAssembly code of this store `budget` bytes of stack below the frame of
+    /// each outermost call (a call from the host that is not made by a host function
+    /// called from WebAssembly), but never any below `floor`, the lowest address the
+    /// stack it runs on allows (room for the host functions and builtins kept below
+    /// it). Unlike [`Store::set_stack_limit`], the room WebAssembly gets does not depend
+    /// on how deep the host's own frames are at the call, which differs between ISAs and
+    /// builds: with enough stack above `floor`, every platform gives the same `budget`.
+    pub fn set_stack_budget(&mut self, floor: usize, budget: usize) {
+        let inner = self.inner_mut();
+        inner.fixed_stack_limit = None;
+        inner.stack_budget = Some((floor, budget));
+        inner.context.stack_limit = 0;
     }
 
     /// Limits the linear memory of this store, all memories together, to `bytes` (rounded
@@ -804,8 +823,10 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             let outermost = inner.fixed_stack_limit.is_none() && inner.context.stack_limit == 0;
             if outermost {
                 let here = core::ptr::from_ref(&context) as usize;
-                inner.context.stack_limit =
-                    here.saturating_sub(inner.engine.config().wasm_stack_size);
+                let (floor, budget) = inner
+                    .stack_budget
+                    .unwrap_or((0, inner.engine.config().wasm_stack_size));
+                inner.context.stack_limit = here.saturating_sub(budget).max(floor);
             }
             (entry, inner.engine, outermost)
         };
