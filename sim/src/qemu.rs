@@ -783,6 +783,27 @@ mod tests {
     }
 
     #[test]
+    fn written_back_trees_are_collected_from_their_lines() {
+        let mut outcome = Outcome {
+            lines: Vec::new(),
+            begun: true,
+            exit_code: Some(0),
+            problem: None,
+            preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
+        };
+        outcome.take_tree_line("tree 1 00ff");
+        outcome.take_tree_line("tree 1 10");
+        outcome.take_tree_line("tree 1 end");
+        assert_eq!(outcome.trees, vec![(1, vec![0x00, 0xff, 0x10])]);
+        assert_eq!(outcome.problem, None);
+        outcome.take_tree_line("tree 2 0g");
+        outcome.take_tree_line("tree 2 end");
+        assert!(outcome.problem.is_some());
+    }
+
+    #[test]
     fn statuses_follow_the_exit_code() {
         let outcome = |exit_code, begun| Outcome {
             lines: Vec::new(),
@@ -790,6 +811,8 @@ mod tests {
             exit_code,
             problem: None,
             preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
         };
         assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap.code()));
         assert_eq!(outcome(Some(7), true).finish(), Ok(7));

@@ -13,6 +13,10 @@ use crate::sync::SpinLock;
 /// cannot ask for more memory than the kernel has with one `pwrite` at a large offset.
 pub const MAX_FILE_SIZE: u64 = 1 << 30;
 
+/// The most nodes a [`MemFs`] holds (creating more is `ENOSPC`): the tree lives in the
+/// kernel's heap, which a guest must not be able to exhaust by creating files.
+pub const MAX_NODES: usize = 100_000;
+
 /// The device number every [`MemFs`] reports.
 const DEVICE: u64 = 1;
 
@@ -95,6 +99,9 @@ impl MemFs {
         let now = (self.clock)();
         let mut nodes = self.nodes.lock();
         let is_dir = matches!(content, Content::Directory(_));
+        if nodes.nodes.len() >= MAX_NODES {
+            return Err(Errno::NoSpc);
+        }
         let id = nodes.next;
         {
             let parent = nodes.nodes.get_mut(&dir).ok_or(Errno::NoEnt)?;
