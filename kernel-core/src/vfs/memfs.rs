@@ -464,3 +464,61 @@ impl FileSystem for MemFs {
         self.nodes.lock().get(node).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> MemFs {
+        MemFs::new(Box::new(|| 42))
+    }
+
+    #[test]
+    fn files_grow_shrink_and_keep_their_links() {
+        let fs = fs();
+        let root = fs.root();
+        let file = fs.create_file(root, "f").unwrap();
+        assert_eq!(fs.create_file(root, "f"), Err(Errno::Exist));
+        assert_eq!(fs.write_at(file, 3, b"abc").unwrap(), 3);
+        let mut buf = [9u8; 8];
+        assert_eq!(fs.read_at(file, 0, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"\0\0\0abc");
+        assert_eq!(fs.write_at(file, MAX_FILE_SIZE, b"x"), Err(Errno::FBig));
+        fs.set_len(file, 1).unwrap();
+        assert_eq!(fs.stat(file).unwrap().size, 1);
+        fs.link(root, "f", root, "g").unwrap();
+        assert_eq!(fs.stat(file).unwrap().links, 2);
+        fs.unlink(root, "f").unwrap();
+        assert_eq!(fs.lookup(root, "g").unwrap(), file);
+        assert_eq!(fs.stat(file).unwrap().links, 1);
+        assert!(fs.changed());
+    }
+
+    #[test]
+    fn directories_follow_posix_rules() {
+        let fs = fs();
+        let root = fs.root();
+        fs.create_directory(root, "a").unwrap();
+        let a = fs.lookup(root, "a").unwrap();
+        fs.create_directory(a, "b").unwrap();
+        let b = fs.lookup(a, "b").unwrap();
+        assert_eq!(fs.remove_directory(root, "a"), Err(Errno::NotEmpty));
+        assert_eq!(fs.unlink(root, "a"), Err(Errno::IsDir));
+        // A directory cannot move below itself.
+        assert_eq!(fs.rename(root, "a", b, "a"), Err(Errno::Inval));
+        fs.create_file(root, "file").unwrap();
+        assert_eq!(fs.rename(root, "file", a, "b"), Err(Errno::IsDir));
+        assert_eq!(fs.rename(a, "b", root, "file"), Err(Errno::NotDir));
+        fs.rename(a, "b", root, "c").unwrap();
+        assert_eq!(fs.lookup(root, "c").unwrap(), b);
+        fs.remove_directory(root, "a").unwrap();
+        let names: Vec<String> = fs
+            .read_directory(root)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.name)
+            .collect();
+        assert_eq!(names, ["c", "file"]);
+        assert_eq!(fs.create_directory(root, ".."), Err(Errno::Inval));
+    }
+}
