@@ -183,15 +183,13 @@ pub fn run(options: QemuArgs) -> u8 {
 
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
 /// arrives.
-/// Standard input for WASI programs under QEMU, read up front (end of file after it):
-/// when standard input is not a terminal and one of `files` imports WASI (a program that
-/// does not could not read it, and a pipe that never closes must not hang it).
+/// Standard input for WASI programs under QEMU, read up front (end of file after it)
+/// when one of `files` imports WASI (a program that does not could not read it, and a
+/// pipe that never closes must not hang it). A terminal is not read (QEMU's own input is
+/// not connected): the program sees end of file at once.
 fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
     use std::io::{IsTerminal as _, Read as _};
     let stdin = io::stdin();
-    if stdin.is_terminal() {
-        return None;
-    }
     let imports_wasi = files.iter().any(|file| {
         fs::read(file).is_ok_and(|bytes| {
             bytes
@@ -201,6 +199,9 @@ fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
     });
     if !imports_wasi {
         return None;
+    }
+    if stdin.is_terminal() {
+        return Some(Vec::new());
     }
     let mut bytes = Vec::new();
     stdin.lock().read_to_end(&mut bytes).ok()?;
