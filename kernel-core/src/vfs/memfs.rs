@@ -192,17 +192,23 @@ impl Nodes {
         }
     }
 
-    /// Whether `ancestor` is `node` or one of the directories above it.
+    /// Whether `ancestor` is `node` or one of the directories above it (a search with a
+    /// stack of its own: a guest may nest directories deeper than a kernel stack).
     fn contains(&self, ancestor: NodeId, node: NodeId) -> bool {
-        if ancestor == node {
-            return true;
+        let mut pending = alloc::vec![ancestor];
+        while let Some(dir) = pending.pop() {
+            if dir == node {
+                return true;
+            }
+            if let Ok(entries) = self.entries(dir) {
+                pending.extend(
+                    entries
+                        .values()
+                        .filter(|&&child| self.kind(child) == Ok(NodeKind::Directory)),
+                );
+            }
         }
-        let Ok(entries) = self.entries(ancestor) else {
-            return false;
-        };
-        entries
-            .values()
-            .any(|&child| self.kind(child) == Ok(NodeKind::Directory) && self.contains(child, node))
+        false
     }
 }
 

@@ -42,6 +42,10 @@ pub fn write_framed<C: crate::hal::Console + ?Sized>(console: &C, index: usize, 
     console.write_bytes(end.as_bytes());
 }
 
+/// The longest path [`dump`] writes (as the host's `PATH_MAX`): a tree nested deeper
+/// cannot be written back.
+pub const MAX_PATH: usize = 4096;
+
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
@@ -168,57 +172,75 @@ pub fn load(fs: &dyn FileSystem, entries: &[TreeEntry]) -> FsResult<()> {
     Ok(())
 }
 
-/// Every entry of `fs`, directories before what they hold.
+/// Every entry of `fs`, directories before what they hold (a walk with a stack of its
+/// own: a guest may nest directories deeper than a kernel stack).
 ///
 /// # Errors
-/// The first error of the file system.
+/// The first error of the file system; `ENAMETOOLONG` past [`MAX_PATH`].
 pub fn dump(fs: &dyn FileSystem) -> FsResult<Vec<TreeEntry>> {
     let mut entries = Vec::new();
-    dump_dir(fs, fs.root(), "", &mut entries)?;
-    Ok(entries)
-}
-
-fn dump_dir(
-    fs: &dyn FileSystem,
-    dir: NodeId,
-    prefix: &str,
-    entries: &mut Vec<TreeEntry>,
-) -> FsResult<()> {
-    for child in fs.read_directory(dir)? {
-        let path = if prefix.is_empty() {
-            child.name.clone()
-        } else {
-            alloc::format!("{prefix}/{}", child.name)
-        };
-        let node = fs.lookup(dir, &child.name)?;
-        let stat = fs.stat(node)?;
-        let data = match stat.kind {
-            NodeKind::Directory | NodeKind::Other => Vec::new(),
-            NodeKind::Symlink => fs.read_link(node)?.into_bytes(),
-            NodeKind::File => {
-                let mut data = alloc::vec![0u8; usize::try_from(stat.size).unwrap_or(0)];
-                let read = fs.read_at(node, 0, &mut data)?;
-                data.truncate(read);
-                data
+    let mut pending: Vec<(NodeId, String)> = alloc::vec![(fs.root(), String::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let mut subdirectories = Vec::new();
+        let mut here = Vec::new();
+        for child in fs.read_directory(dir)? {
+            let path = if prefix.is_empty() {
+                child.name.clone()
+            } else {
+                alloc::format!("{prefix}/{}", child.name)
+            };
+            if path.len() > MAX_PATH {
+                return Err(Errno::NameTooLong);
             }
-        };
-        entries.push(TreeEntry {
-            path: path.clone(),
-            kind: stat.kind,
-            data,
-            modify_ns: stat.modify_ns,
-        });
-        if stat.kind == NodeKind::Directory {
-            dump_dir(fs, node, &path, entries)?;
+            let node = fs.lookup(dir, &child.name)?;
+            let stat = fs.stat(node)?;
+            let data = match stat.kind {
+                NodeKind::Directory | NodeKind::Other => Vec::new(),
+                NodeKind::Symlink => fs.read_link(node)?.into_bytes(),
+                NodeKind::File => {
+                    let mut data = alloc::vec![0u8; usize::try_from(stat.size).unwrap_or(0)];
+                    let read = fs.read_at(node, 0, &mut data)?;
+                    data.truncate(read);
+                    data
+                }
+            };
+            if stat.kind == NodeKind::Directory {
+                subdirectories.push((node, path.clone()));
+            }
+            here.push(TreeEntry {
+                path,
+                kind: stat.kind,
+                data,
+                modify_ns: stat.modify_ns,
+            });
         }
+        entries.extend(here);
+        // Popped last first: reversed, each directory's subdirectories go in order.
+        pending.extend(subdirectories.into_iter().rev());
     }
-    Ok(())
+    Ok(entries)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::memfs::MemFs;
     use super::*;
+
+    #[test]
+    fn deep_trees_need_no_deep_stack() {
+        let fs = MemFs::new(alloc::boxed::Box::new(|| 1));
+        let mut dir = fs.root();
+        for _ in 0..1_000 {
+            fs.create_directory(dir, "d").unwrap();
+            dir = fs.lookup(dir, "d").unwrap();
+        }
+        let entries = dump(&fs).unwrap();
+        assert_eq!(entries.len(), 1_000);
+        // Moving the top below the bottom is refused, after a search as deep as the tree.
+        assert_eq!(fs.rename(fs.root(), "d", dir, "x"), Err(Errno::Inval));
+        let copy = MemFs::new(alloc::boxed::Box::new(|| 1));
+        load(&copy, &entries).unwrap();
+    }
 
     #[test]
     fn round_trips_through_bytes_and_a_memfs() {
@@ -246,7 +268,9 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), entries);
         let fs = MemFs::new(alloc::boxed::Box::new(|| 1));
         load(&fs, &entries).unwrap();
-        assert_eq!(dump(&fs).unwrap(), entries);
+        let mut dumped = dump(&fs).unwrap();
+        dumped.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(dumped, entries);
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_err());
         }
