@@ -46,8 +46,9 @@ enum Command {
         /// The export to call; its results are printed one per line.
         #[arg(long)]
         invoke: Option<String>,
-        /// Arguments of the call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
-        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README).
+        /// Arguments of the `--invoke`d call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
+        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README);
+        /// without `--invoke`, the program's arguments (WASI), after its file name.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
         /// CPUs and limits of the kernel the module runs in.
@@ -56,6 +57,9 @@ enum Command {
         /// Profiling.
         #[command(flatten)]
         debug: DebugArgs,
+        /// The WASI environment and directories.
+        #[command(flatten)]
+        wasi: boot::WasiArgs,
     },
     /// Boot the kernel with these programs (named by file stem, for `spawn`) and start the
     /// first as the init process; ends when no process is left, printing one exit line per
@@ -74,6 +78,9 @@ enum Command {
         /// Profiling.
         #[command(flatten)]
         debug: DebugArgs,
+        /// The WASI environment and directories of every program.
+        #[command(flatten)]
+        wasi: boot::WasiArgs,
     },
     /// Boot the hosted kernel without work: it checks its HAL (the conformance suite that
     /// also runs when QEMU boots the kernel without an initrd) and reports.
@@ -131,18 +138,27 @@ fn main() -> ExitCode {
             invoke,
             args,
             kernel,
+            wasi,
             ..
-        }) => run::run(&file, invoke.as_deref(), &args, kernel).code(),
+        }) => run::run(&file, invoke.as_deref(), &args, kernel, &wasi).code(),
         Some(Command::Boot {
             init,
             programs,
             kernel,
             determinism,
+            wasi,
             ..
         }) => match determinism.request(kernel.cpus, false).and_then(|request| {
             let deterministic = request.is_some();
-            boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
-                .map(|image| (image, deterministic))
+            let options = wasi.options(false, None)?;
+            boot::boot_image(
+                init.as_deref(),
+                &programs,
+                kernel.options(),
+                request,
+                options,
+            )
+            .map(|image| (image, deterministic))
         }) {
             Ok((image, true)) => boot::hosted_deterministic(&image, &determinism),
             Ok((image, false)) => boot::hosted(Some(&image), kernel.cpus),

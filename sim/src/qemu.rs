@@ -30,7 +30,9 @@ use kernel_core::boot::image::{
 use kernel_core::job::JobStatus;
 use kernel_core::sched::deterministic::FRAME_PREFIX;
 
-use crate::boot::{DeterminismArgs, KernelArgs};
+use kernel_core::vfs::tree::TREE_PREFIX;
+
+use crate::boot::{DeterminismArgs, KernelArgs, WasiArgs};
 use crate::exit::Status;
 use crate::wast::SpecVersion;
 
@@ -93,6 +95,9 @@ pub enum QemuCommand {
         /// CPUs (harts) and limits of the kernel.
         #[command(flatten)]
         kernel: KernelArgs,
+        /// The WASI environment and directories.
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
     /// Boot the kernel with these programs, as `sim boot` does (without programs, the
     /// built-in demo).
@@ -107,6 +112,9 @@ pub enum QemuCommand {
         /// Deterministic mode, trace, record and replay (one hart runs them all).
         #[command(flatten)]
         determinism: DeterminismArgs,
+        /// The WASI environment and directories of every program.
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
     /// Run spec scripts in the kernel, as `sim wast` does; one QEMU per script.
     Wast {
@@ -159,32 +167,66 @@ pub fn run(options: QemuArgs) -> u8 {
             invoke,
             args,
             kernel,
-        } => match crate::run::image(&file, invoke.as_deref(), &args, kernel) {
-            Ok(image) => run_image(options.kernel, &file, &image, kernel.cpus, timeout, None),
-            Err(status) => status.code(),
-        },
+            wasi,
+        } => {
+            let stdin = wasi_stdin(std::slice::from_ref(&file));
+            match wasi.options(true, stdin).and_then(|options| {
+                crate::run::image(&file, invoke.as_deref(), &args, kernel, options)
+            }) {
+                Ok(image) => run_image(
+                    options.kernel,
+                    &file,
+                    &image,
+                    kernel.cpus,
+                    timeout,
+                    None,
+                    &wasi.host_dirs(),
+                ),
+                Err(status) => status.code(),
+            }
+        }
         QemuCommand::Boot {
             init,
             programs,
             kernel,
             determinism,
-        } => match determinism.request(kernel.cpus, true).and_then(|request| {
-            let deterministic = request.is_some();
-            crate::boot::boot_image(init.as_deref(), &programs, kernel.options(), request)
+            wasi,
+        } => {
+            let files: Vec<PathBuf> = init.iter().chain(&programs).cloned().collect();
+            let stdin = wasi_stdin(&files);
+            match determinism.request(kernel.cpus, true).and_then(|request| {
+                let deterministic = request.is_some();
+                let options = wasi.options(true, stdin)?;
+                crate::boot::boot_image(
+                    init.as_deref(),
+                    &programs,
+                    kernel.options(),
+                    request,
+                    options,
+                )
                 .map(|image| (image, deterministic))
-        }) {
-            Ok((image, deterministic)) => {
-                let path = init.unwrap_or_else(|| PathBuf::from("demo"));
-                // Deterministic mode runs every simulated CPU on one hart.
-                let (harts, files) = if deterministic {
-                    (Some(1), Some(&determinism))
-                } else {
-                    (kernel.cpus, None)
-                };
-                run_image(options.kernel, &path, &image, harts, timeout, files)
+            }) {
+                Ok((image, deterministic)) => {
+                    let path = init.unwrap_or_else(|| PathBuf::from("demo"));
+                    // Deterministic mode runs every simulated CPU on one hart.
+                    let (harts, files) = if deterministic {
+                        (Some(1), Some(&determinism))
+                    } else {
+                        (kernel.cpus, None)
+                    };
+                    run_image(
+                        options.kernel,
+                        &path,
+                        &image,
+                        harts,
+                        timeout,
+                        files,
+                        &wasi.host_dirs(),
+                    )
+                }
+                Err(status) => status.code(),
             }
-            Err(status) => status.code(),
-        },
+        }
         QemuCommand::Wast { files, spec, jobs } => {
             let jobs = jobs
                 .or_else(|| thread::available_parallelism().ok().map(usize::from))
@@ -198,6 +240,45 @@ pub fn run(options: QemuArgs) -> u8 {
     unless_output_failed(code)
 }
 
+/// Standard input for WASI programs under QEMU, read up front (end of file after it)
+/// when one of `files` imports WASI (a program that does not could not read it, and a
+/// pipe that never closes must not hang it). A terminal is not read (QEMU's own input is
+/// not connected): the program sees end of file at once.
+fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
+    use std::io::{IsTerminal as _, Read as _};
+    let stdin = io::stdin();
+    let imports_wasi = files.iter().any(|file| {
+        fs::read(file).is_ok_and(|bytes| {
+            bytes
+                .windows(kernel_core::wasi::MODULE.len())
+                .any(|window| window == kernel_core::wasi::MODULE.as_bytes())
+        })
+    });
+    if !imports_wasi {
+        return None;
+    }
+    if stdin.is_terminal() {
+        return Some(Vec::new());
+    }
+    let mut bytes = Vec::new();
+    stdin.lock().read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Applies the trees the kernel wrote back to the `--dir` host directories.
+fn apply_trees(trees: &[(usize, Vec<u8>)], dirs: &[PathBuf]) -> Result<(), String> {
+    for (index, bytes) in trees {
+        let dir = dirs
+            .get(*index)
+            .ok_or_else(|| format!("the kernel wrote back an unknown directory {index}"))?;
+        let entries = kernel_core::vfs::tree::decode(bytes)
+            .map_err(|error| format!("the tree of {} came back garbled: {error}", dir.display()))?;
+        crate::boot::apply_tree(dir, &entries)
+            .map_err(|error| format!("cannot update {}: {error}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
 /// arrives; in deterministic mode, the framed trace and recording lines written to the
 /// files of `determinism`.
@@ -208,6 +289,7 @@ fn run_image(
     cpus: Option<u16>,
     timeout: Duration,
     determinism: Option<&DeterminismArgs>,
+    dirs: &[PathBuf],
 ) -> u8 {
     let kernel = match prepare(kernel) {
         Ok(kernel) => kernel,
@@ -223,6 +305,10 @@ fn run_image(
             line.print();
         },
     );
+    if let Err(message) = apply_trees(&outcome.trees, dirs) {
+        eprintln!("error: {message}");
+        return Status::KernelFailure.code();
+    }
     let code = match outcome.finish() {
         Ok(code) => code,
         Err(message) => {
@@ -268,6 +354,7 @@ fn run_scripts(
         .into_iter()
         .map(|script| {
             encode(&BootImage {
+                wasi: kernel_core::boot::image::WasiOptions::default(),
                 options: KernelOptions::default(),
                 job: Job::Wast(WastRequest {
                     features: features.bits(),
@@ -435,9 +522,43 @@ struct Outcome {
     problem: Option<String>,
     /// The console before the marker, for diagnostics.
     preamble: String,
+    /// Trees being written back: hexadecimal so far, by preopen index.
+    partial_trees: BTreeMap<usize, String>,
+    /// Trees written back in full: preopen index and bytes.
+    trees: Vec<(usize, Vec<u8>)>,
 }
 
 impl Outcome {
+    /// Takes one framed line of a tree written back (`tree <index> <hex>` or
+    /// `tree <index> end`, see `kernel_core::vfs::tree::write_framed`).
+    fn take_tree_line(&mut self, frame: &str) {
+        let mut words = frame.split(' ');
+        let (Some("tree"), Some(Ok(index)), Some(body)) = (
+            words.next(),
+            words.next().map(str::parse::<usize>),
+            words.next(),
+        ) else {
+            self.problem = Some(format!("a garbled write-back line: {frame}"));
+            return;
+        };
+        if body == "end" {
+            let hex = self.partial_trees.remove(&index).unwrap_or_default();
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|at| {
+                    hex.get(at..at + 2)
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                })
+                .collect();
+            match bytes {
+                Some(bytes) => self.trees.push((index, bytes)),
+                None => self.problem = Some(String::from("a garbled write-back tree")),
+            }
+        } else {
+            self.partial_trees.entry(index).or_default().push_str(body);
+        }
+    }
+
     /// The kernel's exit code, or why there is none.
     fn finish(&self) -> Result<u8, String> {
         if let Some(problem) = &self.problem {
@@ -474,6 +595,8 @@ fn boot(
         exit_code: None,
         problem: None,
         preamble: String::new(),
+        partial_trees: BTreeMap::new(),
+        trees: Vec::new(),
     };
     let bundle_file = match BundleFile::write(bundle) {
         Ok(file) => file,
@@ -523,8 +646,9 @@ fn boot(
                     }
                     continue;
                 }
-                // A line for standard error may follow an unfinished line for standard
-                // output (a fatal report in the middle of a line): split there.
+                // Deterministic mode's trace and recording lines (`<prefix>T...`,
+                // `<prefix>R...`) and written-back trees (`<prefix>tree ...`) share a
+                // prefix byte and differ by what follows it.
                 if framed && let Some(rest) = text.strip_prefix(char::from(FRAME_PREFIX)) {
                     let mut chars = rest.chars();
                     if let Some(tag @ ('T' | 'R')) = chars.next() {
@@ -535,6 +659,12 @@ fn boot(
                         continue;
                     }
                 }
+                if let Some(frame) = text.strip_prefix(char::from(TREE_PREFIX)) {
+                    outcome.take_tree_line(frame);
+                    continue;
+                }
+                // A line for standard error may follow an unfinished line for standard
+                // output (a fatal report in the middle of a line): split there.
                 let lines = match text.split_once(char::from(STDERR_PREFIX)) {
                     None => vec![Line::Out(text.to_string())],
                     Some(("", text)) => vec![Line::Err(text.to_string())],
@@ -760,6 +890,27 @@ mod tests {
     }
 
     #[test]
+    fn written_back_trees_are_collected_from_their_lines() {
+        let mut outcome = Outcome {
+            lines: Vec::new(),
+            begun: true,
+            exit_code: Some(0),
+            problem: None,
+            preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
+        };
+        outcome.take_tree_line("tree 1 00ff");
+        outcome.take_tree_line("tree 1 10");
+        outcome.take_tree_line("tree 1 end");
+        assert_eq!(outcome.trees, vec![(1, vec![0x00, 0xff, 0x10])]);
+        assert_eq!(outcome.problem, None);
+        outcome.take_tree_line("tree 2 0g");
+        outcome.take_tree_line("tree 2 end");
+        assert!(outcome.problem.is_some());
+    }
+
+    #[test]
     fn statuses_follow_the_exit_code() {
         let outcome = |exit_code, begun| Outcome {
             lines: Vec::new(),
@@ -767,6 +918,8 @@ mod tests {
             exit_code,
             problem: None,
             preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
         };
         assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap.code()));
         assert_eq!(outcome(Some(7), true).finish(), Ok(7));

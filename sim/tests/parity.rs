@@ -173,6 +173,7 @@ fn run_in_qemu(
         .collect();
     let image = BootImage {
         options: KernelOptions::default(),
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         job: Job::RunBatch(requests),
     }
     .encode();

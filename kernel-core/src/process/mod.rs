@@ -35,6 +35,7 @@ use crate::hal::ContextError;
 use crate::ipc::ChannelEnd;
 use crate::kernel::Kernel;
 use crate::sched::WaitQueue;
+use crate::wasi::state::WasiState;
 use crate::wasm::runtime::CallError;
 use crate::wasm::runtime::epoch::{self, EpochAction};
 
@@ -155,6 +156,10 @@ pub struct Process<H: KernelHal> {
     epoch_deadline: Cell<Option<NonNull<AtomicU64>>>,
     /// The process's `tracing` span, entered by the scheduler while the process runs.
     span: tracing::Span,
+    /// Its WASI arguments and descriptors (used only by its own syscalls), made at its
+    /// first WASI call from the kernel's WASI state (so that processes that never use
+    /// WASI, and the spawn benchmarks, pay nothing for it).
+    wasi: RefCell<Option<WasiState>>,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -246,6 +251,7 @@ impl<H: KernelHal> Process<H> {
             handles: RefCell::new(table),
             epoch_deadline: Cell::new(None),
             span,
+            wasi: RefCell::new(None),
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -289,6 +295,14 @@ impl<H: KernelHal> Process<H> {
     /// (a blocking call clones what it needs out of the table first).
     pub fn handles(&self) -> core::cell::RefMut<'_, HandleTable<H>> {
         self.handles.borrow_mut()
+    }
+
+    /// The process's WASI state. Only its own syscalls use it, and never across a switch
+    /// (a blocking call copies what it needs first).
+    pub fn wasi(&self) -> core::cell::RefMut<'_, WasiState> {
+        core::cell::RefMut::map(self.wasi.borrow_mut(), |state| {
+            state.get_or_insert_with(|| WasiState::new(&self.name, self.kernel.wasi()))
+        })
     }
 
     /// The lowest address this process's WebAssembly code may use: the stack's bottom

@@ -1,4 +1,5 @@
-//! Syscalls: the `k23` imports of syscall ABI v0, served to the calling process.
+//! Syscalls: the `k23` imports of syscall ABI v0, served to the calling process, and the
+//! linker that also hands `wasi_snapshot_preview1` imports to [`crate::wasi`].
 //!
 //! A program imports syscalls from the module `"k23"` by name, with exactly the type the
 //! ABI gives (DESIGN.md, "Syscall ABI v0"). [`link`] makes one host function per import,
@@ -73,7 +74,7 @@ pub enum Errno {
 }
 
 /// The failure message with which `exit` unwinds the process's WebAssembly code.
-const EXIT_UNWIND: &str = "process exited";
+pub(crate) const EXIT_UNWIND: &str = "process exited";
 
 /// The syscalls, by name, with their types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +170,25 @@ pub fn link<H: KernelHal>(
                 import.module, import.name
             )
         };
+        if import.module == crate::wasi::MODULE {
+            let EntityIndex::Function(func) = import.entity else {
+                return Err(unlinkable("is not a function"));
+            };
+            let (Some(expected), Some(callback)) = (
+                crate::wasi::function_type(&import.name),
+                crate::wasi::host_function(&import.name, process),
+            ) else {
+                return Err(unlinkable("is not a WASI preview 1 function"));
+            };
+            if info.function_type(func) != Some(&expected) {
+                return Err(unlinkable(&format!(
+                    "has the wrong type: the function is {:?} -> {:?}",
+                    expected.params, expected.results
+                )));
+            }
+            imports.push(Extern::Func(store.new_host_func(expected, callback)));
+            continue;
+        }
         if import.module != SYSCALL_MODULE {
             return Err(unlinkable(
                 "is not provided (syscalls are imported from \"k23\")",
@@ -212,26 +232,38 @@ fn host_function<H: KernelHal>(
         tracing::trace!(?args, "syscall");
         let outcome = serve(syscall, process, caller, args, results);
         tracing::trace!(?results, "syscall returned");
-        if let Some(det) = process.kernel().deterministic() {
-            trace(det, syscall, args, results, outcome.is_err());
-            if outcome.is_ok() && det.preempt_after_syscall() {
-                det.event(format_args!("preempted after {}", syscall.name()));
-                process.yield_now();
-            }
-        }
+        after_syscall(process, syscall.name(), args, results, outcome.is_err());
         outcome
     })
+}
+
+/// What follows every syscall (`k23` and WASI) in deterministic mode: the call and its
+/// result go into the trace, and the seed may preempt the process right after it.
+pub(crate) fn after_syscall<H: KernelHal>(
+    process: &Process<H>,
+    name: &str,
+    args: &[Val],
+    results: &[Val],
+    unwound: bool,
+) {
+    if let Some(det) = process.kernel().deterministic() {
+        trace(det, name, args, results, unwound);
+        if !unwound && det.preempt_after_syscall() {
+            det.event(format_args!("preempted after {name}"));
+            process.yield_now();
+        }
+    }
 }
 
 /// Adds a syscall and its result to deterministic mode's trace.
 fn trace(
     det: &crate::sched::Deterministic,
-    syscall: Syscall,
+    name: &str,
     args: &[Val],
     results: &[Val],
     unwound: bool,
 ) {
-    let mut line = String::from(syscall.name());
+    let mut line = String::from(name);
     line.push('(');
     for (index, arg) in args.iter().enumerate() {
         if index > 0 {
