@@ -4,7 +4,10 @@
 use std::io::{BufRead, Read, Write};
 
 fn main() {
-    let status: i32 = std::env::args().nth(1).and_then(|arg| arg.parse().ok()).unwrap_or(0);
+    let status: i32 = std::env::args()
+        .nth(1)
+        .and_then(|arg| arg.parse().ok())
+        .unwrap_or(0);
     let stdin = std::io::stdin();
     let mut lock = stdin.lock();
     // The first line through the buffered reader, the rest in one read.
@@ -23,10 +26,21 @@ fn main() {
         writeln!(out, "{:3} {reversed}", number + 1).unwrap();
         lines += 1;
     }
-    writeln!(out, "{lines} lines, {} bytes, {} chars", all.len(), text.chars().count()).unwrap();
+    writeln!(
+        out,
+        "{lines} lines, {} bytes, {} chars",
+        all.len(),
+        text.chars().count()
+    )
+    .unwrap();
     // A read at the end of input reads nothing.
     let mut more = [0u8; 16];
-    writeln!(out, "after the end: {} bytes", std::io::stdin().read(&mut more).unwrap()).unwrap();
+    writeln!(
+        out,
+        "after the end: {} bytes",
+        std::io::stdin().read(&mut more).unwrap()
+    )
+    .unwrap();
     out.flush().unwrap();
     std::process::exit(status);
 }

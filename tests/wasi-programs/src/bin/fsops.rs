@@ -33,9 +33,21 @@ fn main() {
         }
     };
 
-    step("create_dir out", fs::create_dir(p("out")).map(|()| String::new()), true);
-    step("create_dir_all out/a/b/c", fs::create_dir_all(p("out/a/b/c")).map(|()| String::new()), true);
-    step("write out/new.txt", fs::write(p("out/new.txt"), b"first line\n").map(|()| String::new()), true);
+    step(
+        "create_dir out",
+        fs::create_dir(p("out")).map(|()| String::new()),
+        true,
+    );
+    step(
+        "create_dir_all out/a/b/c",
+        fs::create_dir_all(p("out/a/b/c")).map(|()| String::new()),
+        true,
+    );
+    step(
+        "write out/new.txt",
+        fs::write(p("out/new.txt"), b"first line\n").map(|()| String::new()),
+        true,
+    );
     step(
         "append out/new.txt",
         OpenOptions::new()
@@ -52,15 +64,19 @@ fn main() {
     );
     step(
         "seek and overwrite out/new.txt",
-        OpenOptions::new().read(true).write(true).open(p("out/new.txt")).and_then(|mut file| {
-            file.seek(SeekFrom::Start(6))?;
-            file.write_all(b"LINE")?;
-            let end = file.seek(SeekFrom::End(0))?;
-            file.seek(SeekFrom::Start(0))?;
-            let mut text = String::new();
-            file.read_to_string(&mut text)?;
-            Ok(format!("end {end}: {text:?}"))
-        }),
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p("out/new.txt"))
+            .and_then(|mut file| {
+                file.seek(SeekFrom::Start(6))?;
+                file.write_all(b"LINE")?;
+                let end = file.seek(SeekFrom::End(0))?;
+                file.seek(SeekFrom::Start(0))?;
+                let mut text = String::new();
+                file.read_to_string(&mut text)?;
+                Ok(format!("end {end}: {text:?}"))
+            }),
         true,
     );
     step(
@@ -83,11 +99,31 @@ fn main() {
         fs::rename(p("out/a"), p("out/moved")).map(|()| String::new()),
         true,
     );
-    step("copy hello.txt out/copy.txt", fs::copy(p("hello.txt"), p("out/copy.txt")).map(|n| n.to_string()), true);
-    step("hard_link out/copy.txt out/link.txt", fs::hard_link(p("out/copy.txt"), p("out/link.txt")).map(|()| String::new()), true);
-    step("remove_file junk.txt", fs::remove_file(p("junk.txt")).map(|()| String::new()), true);
-    step("remove_dir empty", fs::remove_dir(p("empty")).map(|()| String::new()), true);
-    step("remove_dir_all out/moved", fs::remove_dir_all(p("out/moved")).map(|()| String::new()), true);
+    step(
+        "copy hello.txt out/copy.txt",
+        fs::copy(p("hello.txt"), p("out/copy.txt")).map(|n| n.to_string()),
+        true,
+    );
+    step(
+        "hard_link out/copy.txt out/link.txt",
+        fs::hard_link(p("out/copy.txt"), p("out/link.txt")).map(|()| String::new()),
+        true,
+    );
+    step(
+        "remove_file junk.txt",
+        fs::remove_file(p("junk.txt")).map(|()| String::new()),
+        true,
+    );
+    step(
+        "remove_dir empty",
+        fs::remove_dir(p("empty")).map(|()| String::new()),
+        true,
+    );
+    step(
+        "remove_dir_all out/moved",
+        fs::remove_dir_all(p("out/moved")).map(|()| String::new()),
+        true,
+    );
     step(
         "create_new out/exclusive.txt",
         OpenOptions::new()
@@ -102,26 +138,63 @@ fn main() {
     for i in 0..20_000u32 {
         big.extend_from_slice(&i.to_le_bytes());
     }
-    step("write out/big.bin 80000 bytes", fs::write(p("out/big.bin"), &big).map(|()| String::new()), true);
+    step(
+        "write out/big.bin 80000 bytes",
+        fs::write(p("out/big.bin"), &big).map(|()| String::new()),
+        true,
+    );
     step(
         "read back out/big.bin",
-        fs::read(p("out/big.bin")).map(|bytes| format!("{} bytes, equal {}", bytes.len(), bytes == big)),
+        fs::read(p("out/big.bin"))
+            .map(|bytes| format!("{} bytes, equal {}", bytes.len(), bytes == big)),
         true,
     );
 
     // What must fail.
-    step("read missing.txt", fs::read(p("missing.txt")).map(|_| String::new()), false);
     step(
-        "create_new out/exclusive.txt again",
-        OpenOptions::new().write(true).create_new(true).open(p("out/exclusive.txt")).map(|_| String::new()),
+        "read missing.txt",
+        fs::read(p("missing.txt")).map(|_| String::new()),
         false,
     );
-    step("create_dir data (exists)", fs::create_dir(p("data")).map(|()| String::new()), false);
-    step("remove_dir data (not empty)", fs::remove_dir(p("data")).map(|()| String::new()), false);
-    step("remove_file data (a directory)", fs::remove_file(p("data")).map(|()| String::new()), false);
-    step("read_dir hello.txt (a file)", fs::read_dir(p("hello.txt")).map(|_| String::new()), false);
-    step("read hello.txt/x (through a file)", fs::read(p("hello.txt/x")).map(|_| String::new()), false);
-    step("rename missing.txt x", fs::rename(p("missing.txt"), p("x")).map(|()| String::new()), false);
+    step(
+        "create_new out/exclusive.txt again",
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p("out/exclusive.txt"))
+            .map(|_| String::new()),
+        false,
+    );
+    step(
+        "create_dir data (exists)",
+        fs::create_dir(p("data")).map(|()| String::new()),
+        false,
+    );
+    step(
+        "remove_dir data (not empty)",
+        fs::remove_dir(p("data")).map(|()| String::new()),
+        false,
+    );
+    step(
+        "remove_file data (a directory)",
+        fs::remove_file(p("data")).map(|()| String::new()),
+        false,
+    );
+    step(
+        "read_dir hello.txt (a file)",
+        fs::read_dir(p("hello.txt")).map(|_| String::new()),
+        false,
+    );
+    step(
+        "read hello.txt/x (through a file)",
+        fs::read(p("hello.txt/x")).map(|_| String::new()),
+        false,
+    );
+    step(
+        "rename missing.txt x",
+        fs::rename(p("missing.txt"), p("x")).map(|()| String::new()),
+        false,
+    );
 
     println!("{unexpected} unexpected");
     std::process::exit(unexpected);

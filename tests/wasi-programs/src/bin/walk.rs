@@ -18,8 +18,16 @@ fn walk(dir: &Path, depth: usize) -> std::io::Result<()> {
             println!("{indent}{name} -> {}", std::fs::read_link(&path)?.display());
         } else {
             let bytes = std::fs::read(&path)?;
-            let sum = bytes.iter().fold(0u32, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u32::from(byte)));
-            let first = String::from_utf8_lossy(&bytes).lines().next().unwrap_or("").chars().take(40).collect::<String>();
+            let sum = bytes.iter().fold(0u32, |sum, &byte| {
+                sum.wrapping_mul(31).wrapping_add(u32::from(byte))
+            });
+            let first = String::from_utf8_lossy(&bytes)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect::<String>();
             println!(
                 "{indent}{name} {} bytes (metadata {}), sum {sum:08x}: {first:?}",
                 bytes.len(),
