@@ -26,6 +26,7 @@ use kernel_core::wasm::runtime::{Engine, EngineConfig, Extern, Func, Module, Sto
 /// Boots the hosted kernel on one CPU with `job` and returns how long the boot took.
 fn boot(job: Job) -> Duration {
     let image = BootImage {
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         options: KernelOptions {
             quiet: true,
             ..KernelOptions::default()

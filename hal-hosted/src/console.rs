@@ -1,7 +1,7 @@
 //! The console as the process's standard output and input, through raw `write`/`read`
 //! (async-signal-safe and unbuffered, so the trap path may print).
 
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
@@ -81,7 +81,15 @@ pub(crate) fn final_status(status: u8) -> u8 {
     }
 }
 
-/// Reads what standard input has pending, without blocking.
+/// Whether standard input has ended (a read returned end of file).
+static STDIN_ENDED: AtomicBool = AtomicBool::new(false);
+
+/// Whether standard input has ended.
+pub(crate) fn stdin_ended() -> bool {
+    STDIN_ENDED.load(Ordering::Relaxed)
+}
+
+/// Reads what standard input has pending, without blocking; notes the end of the input.
 pub(crate) fn read_stdin_nonblocking(buf: &mut [u8]) -> usize {
     if buf.is_empty() {
         return 0;
@@ -93,7 +101,18 @@ pub(crate) fn read_stdin_nonblocking(buf: &mut [u8]) -> usize {
         tv_nsec: 0,
     };
     match poll(&mut fds, Some(&no_wait)) {
-        Ok(ready) if ready > 0 => rustix::io::read(stdin, buf).unwrap_or(0),
+        Ok(ready) if ready > 0 => match rustix::io::read(stdin, buf) {
+            Ok(0) => {
+                STDIN_ENDED.store(true, Ordering::Relaxed);
+                0
+            }
+            Ok(read) => read,
+            Err(Errno::INTR | Errno::AGAIN) => 0,
+            Err(_) => {
+                STDIN_ENDED.store(true, Ordering::Relaxed);
+                0
+            }
+        },
         _ => 0,
     }
 }

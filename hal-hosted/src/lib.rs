@@ -27,12 +27,15 @@ pub mod context;
 mod cpus;
 pub mod interrupts;
 mod memory;
+mod storage;
 #[cfg(target_arch = "x86_64")]
 mod traps;
 
 use std::sync::Mutex;
 
-use kernel_core::hal::{BootInfo, Clock, Console, Isa, Machine, MemoryKind, MemoryRegion};
+use kernel_core::hal::{
+    BootInfo, Clock, Console, Entropy, Isa, Machine, MemoryKind, MemoryRegion, Storage, WallClock,
+};
 
 pub use context::{SavedContext, Stack};
 pub use cpus::current_cpu_index;
@@ -115,6 +118,44 @@ impl Console for HostedHal {
 
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
         console::read_stdin_nonblocking(buf)
+    }
+
+    fn input_ended(&self) -> bool {
+        console::stdin_ended()
+    }
+}
+
+impl Storage for HostedHal {
+    fn open_directory(
+        &self,
+        path: &str,
+    ) -> Result<std::sync::Arc<dyn kernel_core::vfs::FileSystem>, kernel_core::vfs::Errno> {
+        storage::open(path)
+    }
+}
+
+impl Entropy for HostedHal {
+    /// `getrandom(2)`.
+    fn fill_random(&self, buf: &mut [u8]) -> bool {
+        let mut done = 0;
+        while done < buf.len() {
+            match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(read) => done += read,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+impl WallClock for HostedHal {
+    /// `CLOCK_REALTIME`.
+    fn realtime_ns(&self) -> Option<u64> {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+        let seconds = u64::try_from(now.tv_sec).ok()?;
+        let nanos = u64::try_from(now.tv_nsec).ok()?;
+        Some(seconds.saturating_mul(1_000_000_000).saturating_add(nanos))
     }
 }
 

@@ -191,9 +191,10 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
             return JobStatus::UnsupportedModule.code();
         }
     };
-    let name = match request.invoke.as_deref() {
-        Some(name) => name,
-        None if store.export(instance, "_start").is_some() => "_start",
+    let (name, program_arguments) = match request.invoke.as_deref() {
+        Some(name) => (name, false),
+        // The arguments are the program's own (WASI `args_get`), not the call's.
+        None if store.export(instance, "_start").is_some() => ("_start", true),
         // Arguments are for `--invoke` or (with WASI) the program's `_start`; with neither
         // they would be silently dropped.
         None if !request.args.is_empty() => {
@@ -215,7 +216,11 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
         .func_type(func)
         .map(|ty| ty.params.to_vec())
         .unwrap_or_default();
-    let texts = group_args(&request.args);
+    let texts = if program_arguments {
+        Vec::new()
+    } else {
+        group_args(&request.args)
+    };
     if params.len() != texts.len() {
         output.err(&format!(
             "error: `{}` takes {} arguments, {} given",

@@ -12,6 +12,7 @@ use crate::ipc::ChannelEnd;
 use crate::process::{self, PROGRAM_STACK_SIZE, Process, ProcessExit, SpawnError};
 use crate::sched::Scheduler;
 use crate::sync::SpinLock;
+use crate::wasi::state::WasiSystem;
 use crate::wasm::runtime::{Engine, Module};
 
 /// A program of the boot image, compiled at boot (or why it could not be).
@@ -58,15 +59,18 @@ pub struct Kernel<H: KernelHal> {
     last_status: AtomicI32,
     /// The processes that have not ended, by pid, with their names.
     live_processes: SpinLock<BTreeMap<u32, String>>,
+    /// The WASI environment, preopens and input of this boot.
+    wasi: WasiSystem,
 }
 
 impl<H: KernelHal> Kernel<H> {
-    /// A kernel on `engine` with the compiled boot programs.
+    /// A kernel on `engine` with the compiled boot programs and the WASI state `wasi`.
     pub fn new(
         engine: &'static Engine<H>,
         programs: Vec<BootProgram<H>>,
         options: KernelOptions,
         report_exits: bool,
+        wasi: WasiSystem,
     ) -> Self {
         Self {
             engine,
@@ -80,6 +84,7 @@ impl<H: KernelHal> Kernel<H> {
             report_exits,
             last_status: AtomicI32::new(0),
             live_processes: SpinLock::new(BTreeMap::new()),
+            wasi,
         }
     }
 
@@ -96,6 +101,11 @@ impl<H: KernelHal> Kernel<H> {
     /// The settings of this boot.
     pub fn options(&self) -> &KernelOptions {
         &self.options
+    }
+
+    /// The WASI state shared by every process.
+    pub fn wasi(&self) -> &WasiSystem {
+        &self.wasi
     }
 
     /// The scheduler.

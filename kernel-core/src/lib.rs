@@ -21,6 +21,8 @@ pub mod spec;
 pub mod spectest;
 pub mod sync;
 pub mod syscall;
+pub mod vfs;
+pub mod wasi;
 pub mod wasm;
 
 /// Everything the kernel needs of its platform: the HAL traits together, on a value that
@@ -33,6 +35,9 @@ pub trait KernelHal:
     + hal::Console
     + hal::Machine
     + hal::BootInfo
+    + hal::Storage
+    + hal::Entropy
+    + hal::WallClock
     + Sync
     + Send
     + 'static
@@ -47,6 +52,9 @@ impl<H> KernelHal for H where
         + hal::Console
         + hal::Machine
         + hal::BootInfo
+        + hal::Storage
+        + hal::Entropy
+        + hal::WallClock
         + Sync
         + Send
         + 'static

@@ -8,7 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::boot::image::{BootImage, BootRequest, Job, KernelOptions, Program};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kernel_core::boot::image::{
+    BootImage, BootRequest, Job, KernelOptions, Preopen, PreopenSource, Program, WasiOptions,
+};
+use kernel_core::vfs::NodeKind;
+use kernel_core::vfs::tree::{self, TreeEntry};
 
 use crate::exit::Status;
 use crate::module_file;
@@ -83,9 +89,12 @@ pub fn boot_image(
     init: Option<&Path>,
     programs: &[PathBuf],
     options: KernelOptions,
+    wasi: WasiOptions,
 ) -> Result<BootImage, Status> {
     let Some(init) = init else {
-        return Ok(crate::demo::image(options));
+        let mut image = crate::demo::image(options);
+        image.wasi = wasi;
+        return Ok(image);
     };
     let mut loaded: Vec<Program> = Vec::with_capacity(programs.len() + 1);
     for path in std::iter::once(init).chain(programs.iter().map(PathBuf::as_path)) {
@@ -104,7 +113,215 @@ pub fn boot_image(
         });
     }
     Ok(BootImage {
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         options,
         job: Job::Boot(BootRequest { programs: loaded }),
     })
+}
+
+/// What WASI programs see, from the command line (`sim run`, `sim boot` and their `sim
+/// qemu` forms), as in `wasmtime run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WasiArgs {
+    /// An environment variable of WASI programs (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A host directory WASI programs may use, preopened under the name GUEST (default:
+    /// HOST as written); repeatable. Hosted, changes go straight to the host directory;
+    /// under QEMU the tree is carried in the boot image and the changed tree is written
+    /// back when the kernel shuts down.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub dirs: Vec<String>,
+}
+
+impl WasiArgs {
+    /// The host directories, in `--dir` order.
+    pub fn host_dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|dir| PathBuf::from(dir.split_once("::").map_or(dir.as_str(), |(host, _)| host)))
+            .collect()
+    }
+
+    /// The WASI options of the boot image: host paths hosted (`in_image` false), the
+    /// trees themselves under QEMU, with `stdin` as standard input when given.
+    ///
+    /// # Errors
+    /// The status to exit with, after the problem was reported on stderr.
+    pub fn options(&self, in_image: bool, stdin: Option<Vec<u8>>) -> Result<WasiOptions, Status> {
+        let mut options = WasiOptions {
+            env: Vec::new(),
+            preopens: Vec::new(),
+            stdin,
+            realtime_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |time| u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)),
+            seed: host_seed(),
+        };
+        for var in &self.env {
+            if !var.contains('=') {
+                eprintln!("error: --env {var}: expected KEY=VALUE");
+                return Err(Status::Usage);
+            }
+            options.env.push(var.clone());
+        }
+        for dir in &self.dirs {
+            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+            if !Path::new(host).is_dir() {
+                eprintln!("error: --dir {dir}: `{host}` is not a directory");
+                return Err(Status::Usage);
+            }
+            let source = if in_image {
+                match read_tree(Path::new(host)) {
+                    Ok(entries) => PreopenSource::Tree(tree::encode(&entries)),
+                    Err(error) => {
+                        eprintln!("error: --dir {dir}: {error}");
+                        return Err(Status::Usage);
+                    }
+                }
+            } else {
+                PreopenSource::Host(host.to_owned())
+            };
+            options.preopens.push(Preopen {
+                guest: guest.to_owned(),
+                source,
+            });
+        }
+        Ok(options)
+    }
+}
+
+/// Seed bytes from the host's entropy source (for platforms without one).
+fn host_seed() -> Vec<u8> {
+    let mut seed = vec![0u8; 32];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut seed))
+        .is_err()
+    {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |time| time.as_nanos());
+        seed[..16].copy_from_slice(&time.to_le_bytes());
+    }
+    seed
+}
+
+/// The tree of host directory `root` ([`kernel_core::vfs::tree`]), entries sorted by name,
+/// links not followed.
+///
+/// # Errors
+/// The first I/O error.
+pub fn read_tree(root: &Path) -> std::io::Result<Vec<TreeEntry>> {
+    let mut entries = Vec::new();
+    read_tree_into(root, "", &mut entries)?;
+    Ok(entries)
+}
+
+fn read_tree_into(dir: &Path, prefix: &str, entries: &mut Vec<TreeEntry>) -> std::io::Result<()> {
+    let mut children: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    children.sort_by_key(std::fs::DirEntry::file_name);
+    for child in children {
+        let Ok(name) = child.file_name().into_string() else {
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let metadata = std::fs::symlink_metadata(child.path())?;
+        let modify_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |time| u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+        let (kind, data) = if metadata.is_dir() {
+            (NodeKind::Directory, Vec::new())
+        } else if metadata.is_symlink() {
+            let target = std::fs::read_link(child.path())?;
+            (
+                NodeKind::Symlink,
+                target.to_string_lossy().into_owned().into_bytes(),
+            )
+        } else {
+            (NodeKind::File, std::fs::read(child.path())?)
+        };
+        entries.push(TreeEntry {
+            path: path.clone(),
+            kind,
+            data,
+            modify_ns,
+        });
+        if kind == NodeKind::Directory {
+            read_tree_into(&child.path(), &path, entries)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes host directory `root` hold exactly `entries` (the tree the kernel wrote back):
+/// removes what the tree no longer has, then creates and rewrites the rest.
+///
+/// # Errors
+/// The first I/O error.
+pub fn apply_tree(root: &Path, entries: &[TreeEntry]) -> std::io::Result<()> {
+    use std::collections::BTreeMap;
+    let wanted: BTreeMap<&str, &TreeEntry> = entries
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry))
+        .collect();
+    let existing = read_tree(root)?;
+    // Deepest first, so that a directory is emptied before it goes.
+    for entry in existing.iter().rev() {
+        let keep = wanted
+            .get(entry.path.as_str())
+            .is_some_and(|new| new.kind == entry.kind);
+        if !keep {
+            let path = root.join(&entry.path);
+            if entry.kind == NodeKind::Directory {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    let existing: BTreeMap<&str, &TreeEntry> = existing
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry))
+        .collect();
+    for entry in entries {
+        let path = root.join(&entry.path);
+        let old = existing
+            .get(entry.path.as_str())
+            .filter(|old| old.kind == entry.kind);
+        match entry.kind {
+            NodeKind::Directory => {
+                if !path.is_dir() {
+                    std::fs::create_dir(&path)?;
+                }
+            }
+            NodeKind::Symlink => {
+                if old.is_none_or(|old| old.data != entry.data) {
+                    let _ = std::fs::remove_file(&path);
+                    std::os::unix::fs::symlink(
+                        String::from_utf8_lossy(&entry.data).as_ref(),
+                        &path,
+                    )?;
+                }
+            }
+            NodeKind::File | NodeKind::Other => {
+                if old.is_none_or(|old| old.data != entry.data) {
+                    std::fs::write(&path, &entry.data)?;
+                }
+                if old.is_none_or(|old| old.modify_ns != entry.modify_ns) {
+                    let time = UNIX_EPOCH + std::time::Duration::from_nanos(entry.modify_ns);
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| file.set_modified(time))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -32,6 +32,7 @@ pub fn image(mut options: KernelOptions) -> BootImage {
         })
         .collect();
     BootImage {
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         options,
         job: Job::Boot(BootRequest { programs }),
     }

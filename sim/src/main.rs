@@ -44,13 +44,17 @@ enum Command {
         /// The export to call; its results are printed one per line.
         #[arg(long)]
         invoke: Option<String>,
-        /// Arguments of the call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
-        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README).
+        /// Arguments of the `--invoke`d call, in the spec scripts' notation: `-5`, `0xff`, `1.5`, `0x1p3`,
+        /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README);
+        /// without `--invoke`, the program's arguments (WASI), after its file name.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
         /// CPUs and limits of the kernel the module runs in.
         #[command(flatten)]
         kernel: boot::KernelArgs,
+        /// The WASI environment and directories.
+        #[command(flatten)]
+        wasi: boot::WasiArgs,
     },
     /// Boot the kernel with these programs (named by file stem, for `spawn`) and start the
     /// first as the init process; ends when no process is left, printing one exit line per
@@ -63,6 +67,9 @@ enum Command {
         /// CPUs and limits of the kernel.
         #[command(flatten)]
         kernel: boot::KernelArgs,
+        /// The WASI environment and directories of every program.
+        #[command(flatten)]
+        wasi: boot::WasiArgs,
     },
     /// Boot the hosted kernel without work: it checks its HAL (the conformance suite that
     /// also runs when QEMU boots the kernel without an initrd) and reports.
@@ -92,12 +99,17 @@ fn main() -> ExitCode {
             invoke,
             args,
             kernel,
-        }) => run::run(&file, invoke.as_deref(), &args, kernel).code(),
+            wasi,
+        }) => run::run(&file, invoke.as_deref(), &args, kernel, &wasi).code(),
         Some(Command::Boot {
             init,
             programs,
             kernel,
-        }) => match boot::boot_image(init.as_deref(), &programs, kernel.options()) {
+            wasi,
+        }) => match wasi
+            .options(false, None)
+            .and_then(|wasi| boot::boot_image(init.as_deref(), &programs, kernel.options(), wasi))
+        {
             Ok(image) => boot::hosted(Some(&image), kernel.cpus),
             Err(status) => status.code(),
         },

@@ -28,8 +28,9 @@ use kernel_core::boot::image::{
     BootImage, CONSOLE_BEGIN, Job, KernelOptions, STDERR_PREFIX, WastRequest,
 };
 use kernel_core::job::JobStatus;
+use kernel_core::vfs::tree::TREE_PREFIX;
 
-use crate::boot::KernelArgs;
+use crate::boot::{KernelArgs, WasiArgs};
 use crate::exit::Status;
 use crate::wast::SpecVersion;
 
@@ -82,6 +83,9 @@ pub enum QemuCommand {
         /// CPUs (harts) and limits of the kernel.
         #[command(flatten)]
         kernel: KernelArgs,
+        /// The WASI environment and directories.
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
     /// Boot the kernel with these programs, as `sim boot` does (without programs, the
     /// built-in demo).
@@ -93,6 +97,9 @@ pub enum QemuCommand {
         /// CPUs (harts) and limits of the kernel.
         #[command(flatten)]
         kernel: KernelArgs,
+        /// The WASI environment and directories of every program.
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
     /// Run spec scripts in the kernel, as `sim wast` does; one QEMU per script.
     Wast {
@@ -121,21 +128,48 @@ pub fn run(options: QemuArgs) -> u8 {
             invoke,
             args,
             kernel,
-        } => match crate::run::image(&file, invoke.as_deref(), &args, kernel) {
-            Ok(image) => run_image(options.kernel, &file, &image, kernel.cpus, timeout),
-            Err(status) => status.code(),
-        },
+            wasi,
+        } => {
+            let stdin = wasi_stdin(std::slice::from_ref(&file));
+            match wasi.options(true, stdin).and_then(|options| {
+                crate::run::image(&file, invoke.as_deref(), &args, kernel, options)
+            }) {
+                Ok(image) => run_image(
+                    options.kernel,
+                    &file,
+                    &image,
+                    kernel.cpus,
+                    timeout,
+                    &wasi.host_dirs(),
+                ),
+                Err(status) => status.code(),
+            }
+        }
         QemuCommand::Boot {
             init,
             programs,
             kernel,
-        } => match crate::boot::boot_image(init.as_deref(), &programs, kernel.options()) {
-            Ok(image) => {
-                let path = init.unwrap_or_else(|| PathBuf::from("demo"));
-                run_image(options.kernel, &path, &image, kernel.cpus, timeout)
+            wasi,
+        } => {
+            let files: Vec<PathBuf> = init.iter().chain(&programs).cloned().collect();
+            let stdin = wasi_stdin(&files);
+            match wasi.options(true, stdin).and_then(|options| {
+                crate::boot::boot_image(init.as_deref(), &programs, kernel.options(), options)
+            }) {
+                Ok(image) => {
+                    let path = init.unwrap_or_else(|| PathBuf::from("demo"));
+                    run_image(
+                        options.kernel,
+                        &path,
+                        &image,
+                        kernel.cpus,
+                        timeout,
+                        &wasi.host_dirs(),
+                    )
+                }
+                Err(status) => status.code(),
             }
-            Err(status) => status.code(),
-        },
+        }
         QemuCommand::Wast { files, spec, jobs } => {
             let jobs = jobs
                 .or_else(|| thread::available_parallelism().ok().map(usize::from))
@@ -149,12 +183,51 @@ pub fn run(options: QemuArgs) -> u8 {
 
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
 /// arrives.
+/// Standard input for WASI programs under QEMU, read up front (end of file after it):
+/// when standard input is not a terminal and one of `files` imports WASI (a program that
+/// does not could not read it, and a pipe that never closes must not hang it).
+fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
+    use std::io::{IsTerminal as _, Read as _};
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return None;
+    }
+    let imports_wasi = files.iter().any(|file| {
+        fs::read(file).is_ok_and(|bytes| {
+            bytes
+                .windows(kernel_core::wasi::MODULE.len())
+                .any(|window| window == kernel_core::wasi::MODULE.as_bytes())
+        })
+    });
+    if !imports_wasi {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    stdin.lock().read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Applies the trees the kernel wrote back to the `--dir` host directories.
+fn apply_trees(trees: &[(usize, Vec<u8>)], dirs: &[PathBuf]) -> Result<(), String> {
+    for (index, bytes) in trees {
+        let dir = dirs
+            .get(*index)
+            .ok_or_else(|| format!("the kernel wrote back an unknown directory {index}"))?;
+        let entries = kernel_core::vfs::tree::decode(bytes)
+            .map_err(|error| format!("the tree of {} came back garbled: {error}", dir.display()))?;
+        crate::boot::apply_tree(dir, &entries)
+            .map_err(|error| format!("cannot update {}: {error}", dir.display()))?;
+    }
+    Ok(())
+}
+
 fn run_image(
     kernel: Option<PathBuf>,
     path: &Path,
     image: &BootImage,
     cpus: Option<u16>,
     timeout: Duration,
+    dirs: &[PathBuf],
 ) -> u8 {
     let kernel = match prepare(kernel) {
         Ok(kernel) => kernel,
@@ -169,6 +242,10 @@ fn run_image(
             line.print();
         },
     );
+    if let Err(message) = apply_trees(&outcome.trees, dirs) {
+        eprintln!("error: {message}");
+        return Status::KernelFailure.code();
+    }
     match outcome.finish() {
         Ok(code) => code,
         Err(message) => {
@@ -197,6 +274,7 @@ fn run_scripts(
         .into_iter()
         .map(|script| {
             BootImage {
+                wasi: kernel_core::boot::image::WasiOptions::default(),
                 options: KernelOptions::default(),
                 job: Job::Wast(WastRequest {
                     features: features.bits(),
@@ -361,9 +439,43 @@ struct Outcome {
     problem: Option<String>,
     /// The console before the marker, for diagnostics.
     preamble: String,
+    /// Trees being written back: hexadecimal so far, by preopen index.
+    partial_trees: BTreeMap<usize, String>,
+    /// Trees written back in full: preopen index and bytes.
+    trees: Vec<(usize, Vec<u8>)>,
 }
 
 impl Outcome {
+    /// Takes one framed line of a tree written back (`tree <index> <hex>` or
+    /// `tree <index> end`, see `kernel_core::vfs::tree::write_framed`).
+    fn take_tree_line(&mut self, frame: &str) {
+        let mut words = frame.split(' ');
+        let (Some("tree"), Some(Ok(index)), Some(body)) = (
+            words.next(),
+            words.next().map(str::parse::<usize>),
+            words.next(),
+        ) else {
+            self.problem = Some(format!("a garbled write-back line: {frame}"));
+            return;
+        };
+        if body == "end" {
+            let hex = self.partial_trees.remove(&index).unwrap_or_default();
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|at| {
+                    hex.get(at..at + 2)
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                })
+                .collect();
+            match bytes {
+                Some(bytes) => self.trees.push((index, bytes)),
+                None => self.problem = Some(String::from("a garbled write-back tree")),
+            }
+        } else {
+            self.partial_trees.entry(index).or_default().push_str(body);
+        }
+    }
+
     /// The kernel's exit code, or why there is none.
     fn finish(&self) -> Result<u8, String> {
         if let Some(problem) = &self.problem {
@@ -398,6 +510,8 @@ fn boot(
         exit_code: None,
         problem: None,
         preamble: String::new(),
+        partial_trees: BTreeMap::new(),
+        trees: Vec::new(),
     };
     let bundle_file = match BundleFile::write(bundle) {
         Ok(file) => file,
@@ -445,6 +559,10 @@ fn boot(
                         outcome.preamble.push_str(text);
                         outcome.preamble.push('\n');
                     }
+                    continue;
+                }
+                if let Some(frame) = text.strip_prefix(char::from(TREE_PREFIX)) {
+                    outcome.take_tree_line(frame);
                     continue;
                 }
                 // A line for standard error may follow an unfinished line for standard

@@ -1,11 +1,12 @@
 //! `sim run FILE [--invoke NAME] [ARGS...]`: run one module as a process of the hosted
-//! kernel.
+//! kernel. Without `--invoke`, `ARGS` are the program's arguments (WASI `args_get`, after
+//! `argv[0]`, the file name as given).
 
 use std::path::Path;
 
-use kernel_core::boot::image::{BootImage, Job, RunRequest};
+use kernel_core::boot::image::{BootImage, Job, RunRequest, WasiOptions};
 
-use crate::boot::{self, KernelArgs};
+use crate::boot::{self, KernelArgs, WasiArgs};
 use crate::exit::Status;
 use crate::module_file;
 
@@ -20,9 +21,11 @@ pub fn image(
     invoke: Option<&str>,
     args: &[String],
     kernel: KernelArgs,
+    wasi: WasiOptions,
 ) -> Result<BootImage, Status> {
     let module = module_file::read(path)?;
     Ok(BootImage {
+        wasi,
         options: kernel.options(),
         job: Job::Run(RunRequest {
             path: path.display().to_string(),
@@ -34,8 +37,18 @@ pub fn image(
 }
 
 /// Runs `sim run` on the hosted kernel, which ends the process with the job's status.
-pub fn run(path: &Path, invoke: Option<&str>, args: &[String], kernel: KernelArgs) -> Status {
-    match image(path, invoke, args, kernel) {
+pub fn run(
+    path: &Path,
+    invoke: Option<&str>,
+    args: &[String],
+    kernel: KernelArgs,
+    wasi: &WasiArgs,
+) -> Status {
+    let wasi = match wasi.options(false, None) {
+        Ok(wasi) => wasi,
+        Err(status) => return status,
+    };
+    match image(path, invoke, args, kernel, wasi) {
         Ok(image) => boot::hosted(Some(&image), kernel.cpus),
         Err(status) => status,
     }

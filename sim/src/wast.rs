@@ -81,6 +81,7 @@ pub fn run(files: &[PathBuf], version: SpecVersion) -> Status {
         Err(status) => return status,
     };
     let image = BootImage {
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         options: KernelOptions::default(),
         job: Job::Wast(WastRequest {
             features: version.features().bits(),

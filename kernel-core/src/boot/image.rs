@@ -11,9 +11,12 @@
 //! # Format
 //!
 //! ```text
-//! image   := MAGIC version:u8 options kind:u8 body
+//! image   := MAGIC version:u8 options wasi kind:u8 body
 //! options := cpu_limit_ns:option<u64> memory_limit:u64 max_processes:u32 max_handles:u32
 //!            quiet:u8
+//! wasi    := env:vec<str> preopens:vec<guest:str source> stdin:option<bytes>
+//!            realtime_ns:u64 seed:bytes
+//! source  := 0 host_path:str | 1 tree:bytes                  (tree: crate::vfs::tree)
 //! run     := path:str module:bytes invoke:option<str> args:vec<str>      (kind 1)
 //! wast    := features:u64 scripts:vec<path:str commands:vec<command>>   (kind 2)
 //! boot    := programs:vec<name:str module:bytes>                        (kind 3)
@@ -45,7 +48,7 @@ use crate::spec::{Expected, FloatPattern, RefKind, SpecValue, V128Pattern};
 pub const MAGIC: [u8; 8] = *b"K23WBNDL";
 
 /// The version of the format this module writes and reads.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// The line the kernel prints just before the job's output.
 pub const CONSOLE_BEGIN: &str = "k23-bundle: begin";
@@ -57,8 +60,46 @@ pub use crate::hal::STDERR_PREFIX;
 pub struct BootImage {
     /// The kernel's settings.
     pub options: KernelOptions,
+    /// The WASI environment, directories and input of every process.
+    pub wasi: WasiOptions,
     /// What to do.
     pub job: Job,
+}
+
+/// What WASI programs of this boot see besides their arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WasiOptions {
+    /// The environment, `KEY=VALUE` strings (`--env`).
+    pub env: Vec<String>,
+    /// The preopened directories (`--dir`), descriptors 3, 4, ... in this order.
+    pub preopens: Vec<Preopen>,
+    /// Standard input, read up front (under QEMU when it is not a terminal); `None`: the
+    /// console.
+    pub stdin: Option<Vec<u8>>,
+    /// The host's wall-clock time when the image was made, nanoseconds since the Unix
+    /// epoch (for platforms without a wall clock).
+    pub realtime_ns: u64,
+    /// Seed bytes from the host's entropy source, for platforms without one (the kernel
+    /// then uses a seeded generator, not cryptographic).
+    pub seed: Vec<u8>,
+}
+
+/// One preopened directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    /// The name the guest sees (`fd_prestat_dir_name`).
+    pub guest: String,
+    /// Where its files are.
+    pub source: PreopenSource,
+}
+
+/// Where a preopened directory's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreopenSource {
+    /// A host directory, opened through the HAL's storage (hosted).
+    Host(String),
+    /// A tree carried in the image ([`crate::vfs::tree`]), kept in RAM (under QEMU).
+    Tree(Vec<u8>),
 }
 
 /// Settings of the kernel for one boot: the limits every program is held to.
@@ -200,6 +241,23 @@ impl BootImage {
         out.u64(u64::from(self.options.max_processes));
         out.u64(u64::from(self.options.max_handles));
         out.byte(u8::from(self.options.quiet));
+        out.vec(&self.wasi.env, |out, var| out.str(var));
+        out.vec(&self.wasi.preopens, |out, preopen| {
+            out.str(&preopen.guest);
+            match &preopen.source {
+                PreopenSource::Host(path) => {
+                    out.byte(0);
+                    out.str(path);
+                }
+                PreopenSource::Tree(tree) => {
+                    out.byte(1);
+                    out.bytes(tree);
+                }
+            }
+        });
+        out.option(self.wasi.stdin.as_deref(), Writer::bytes);
+        out.u64(self.wasi.realtime_ns);
+        out.bytes(&self.wasi.seed);
         match &self.job {
             Job::Run(run) => {
                 out.byte(KIND_RUN);
@@ -238,7 +296,7 @@ impl BootImage {
             return Err(input.error_at(0, "the bundle magic"));
         }
         if input.byte("the format version")? != FORMAT_VERSION {
-            return Err(input.error_at(MAGIC.len(), "format version 3"));
+            return Err(input.error_at(MAGIC.len(), "format version 4"));
         }
         let options = KernelOptions {
             cpu_limit_ns: input.option(Reader::u64)?,
@@ -250,6 +308,20 @@ impl BootImage {
                 1 => true,
                 _ => return Err(input.error_at(input.offset - 1, "a quiet flag 0 or 1")),
             },
+        };
+        let wasi = WasiOptions {
+            env: input.vec(Reader::string)?,
+            preopens: input.vec(|input| {
+                let guest = input.string()?;
+                let source = match input.tag(2, "a preopen source")? {
+                    0 => PreopenSource::Host(input.string()?),
+                    _ => PreopenSource::Tree(input.byte_vec()?),
+                };
+                Ok(Preopen { guest, source })
+            })?,
+            stdin: input.option(Reader::byte_vec)?,
+            realtime_ns: input.u64()?,
+            seed: input.byte_vec()?,
         };
         let kind_offset = input.offset;
         let job = match input.byte("the bundle kind")? {
@@ -278,7 +350,7 @@ impl BootImage {
             }),
             _ => return Err(input.error_at(kind_offset, "bundle kind 1, 2 or 3")),
         };
-        Ok(Self { options, job })
+        Ok(Self { options, wasi, job })
     }
 
     /// Whether `bytes` start with the bundle magic (as opposed to no initrd, or another
@@ -1004,6 +1076,7 @@ mod tests {
     /// An image of `job` with no options.
     fn image(job: Job) -> BootImage {
         BootImage {
+            wasi: WasiOptions::default(),
             options: KernelOptions::default(),
             job,
         }
@@ -1027,6 +1100,7 @@ mod tests {
 
     fn run_bundle() -> BootImage {
         BootImage {
+            wasi: WasiOptions::default(),
             options: KernelOptions {
                 cpu_limit_ns: Some(1_500_000_000),
                 memory_limit: 1 << 20,

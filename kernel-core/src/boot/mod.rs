@@ -14,10 +14,11 @@ pub mod image;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use self::image::{BootImage, Job, RunRequest, WastRequest};
+use self::image::{BootImage, Job, PreopenSource, RunRequest, WasiOptions, WastRequest};
 use crate::KernelHal;
 use crate::console::ConsoleWriter;
 use crate::hal::{BootInfo, Clock, Console, CpuId, Cpus, Isa, MemoryKind};
@@ -26,6 +27,10 @@ use crate::kernel::{BootProgram, Kernel, LoadFailure, ProgramSpawnError};
 use crate::process::program::ProgramEnvironment;
 use crate::process::{Process, ProcessExit, ProcessMain};
 use crate::sched::{self, Stopped};
+use crate::sync::SpinLock;
+use crate::vfs::memfs::MemFs;
+use crate::vfs::{FileSystem, tree};
+use crate::wasi::state::{SeededRandom, StdinBuffer, WasiSystem};
 use crate::wasm::env::{ModuleError, ModuleErrorKind, WASM2_FEATURES};
 use crate::wasm::runtime::{Engine, EngineConfig, LoadError, Module};
 
@@ -68,11 +73,19 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
             .collect(),
         Job::Run(_) | Job::Wast(_) => Vec::new(),
     };
+    let wasi = match wasi_system(hal, &image.wasi) {
+        Ok(wasi) => wasi,
+        Err(message) => {
+            hal.write_error_bytes(format!("error: {message}\n").as_bytes());
+            return (hal, JobStatus::Usage.code());
+        }
+    };
     let kernel: &'static Kernel<H> = Box::leak(Box::new(Kernel::new(
         engine,
         programs,
         image.options,
         is_boot && !image.options.quiet,
+        wasi,
     )));
     let started = match image.job {
         Job::Run(request) => spawn_job(kernel, "run", run_job(request)),
@@ -94,12 +107,74 @@ pub fn run<H: KernelHal>(hal: H) -> (&'static H, u8) {
     if kernel.scheduler().run_cpu() == Stopped::Deadlock {
         kernel.report_deadlock();
     }
+    write_back_trees(kernel);
     let status = if is_boot {
         0
     } else {
         job::exit_code_byte(kernel.last_status())
     };
     (hal, status)
+}
+
+/// The WASI state of this boot: the environment, the preopened directories (host
+/// directories through the HAL's storage, or trees from the image kept in RAM), standard
+/// input from the image, and the seeded generator for platforms without entropy.
+fn wasi_system<H: KernelHal>(hal: &'static H, options: &WasiOptions) -> Result<WasiSystem, String> {
+    let realtime_at_boot = (options.realtime_ns, hal.now_ns());
+    let mut system = WasiSystem::empty();
+    system.env.clone_from(&options.env);
+    system.realtime_at_boot = realtime_at_boot;
+    system.random = SpinLock::new(SeededRandom::new(&options.seed, hal.now_ns()));
+    if let Some(bytes) = &options.stdin {
+        system.stdin = SpinLock::new(StdinBuffer {
+            pending: bytes.clone(),
+            from_image: true,
+        });
+    }
+    for (index, preopen) in options.preopens.iter().enumerate() {
+        let fs: Arc<dyn FileSystem> = match &preopen.source {
+            PreopenSource::Host(path) => hal
+                .open_directory(path)
+                .map_err(|errno| format!("--dir {path}: cannot open it ({errno:?})"))?,
+            PreopenSource::Tree(bytes) => {
+                let clock = move || {
+                    hal.realtime_ns().unwrap_or_else(|| {
+                        realtime_at_boot
+                            .0
+                            .saturating_add(hal.now_ns().saturating_sub(realtime_at_boot.1))
+                    })
+                };
+                let memfs = Arc::new(MemFs::new(Box::new(clock)));
+                let entries = tree::decode(bytes)
+                    .map_err(|error| format!("--dir {}: {error}", preopen.guest))?;
+                tree::load(&*memfs, &entries).map_err(|errno| {
+                    format!("--dir {}: cannot load the tree ({errno:?})", preopen.guest)
+                })?;
+                memfs.mark_unchanged();
+                system.memory_trees.push((index, memfs.clone()));
+                memfs
+            }
+        };
+        system.preopens.push((preopen.guest.clone(), fs));
+    }
+    Ok(system)
+}
+
+/// Writes every RAM tree that changed to the console, framed (see
+/// [`tree::write_framed`]), for `sim qemu` to apply to the host directory.
+fn write_back_trees<H: KernelHal>(kernel: &Kernel<H>) {
+    for (index, memfs) in &kernel.wasi().memory_trees {
+        if !memfs.changed() {
+            continue;
+        }
+        match tree::dump(&**memfs) {
+            Ok(entries) => tree::write_framed(kernel.hal(), *index, &tree::encode(&entries)),
+            Err(errno) => report_failure(
+                kernel.hal(),
+                format_args!("cannot write back directory {index}: {errno:?}"),
+            ),
+        }
+    }
 }
 
 /// Where every CPU but the first starts: runs its scheduler loop, then waits for the
@@ -185,6 +260,11 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
     Box::new(move |process| {
         let kernel = process.kernel();
         let output = ConsoleOutput(kernel.hal());
+        if request.invoke.is_none() {
+            process.wasi().args = core::iter::once(request.path.clone())
+                .chain(request.args.iter().cloned())
+                .collect();
+        }
         let code = job::run_module(
             kernel.engine(),
             &request,

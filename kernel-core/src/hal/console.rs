@@ -31,4 +31,10 @@ pub trait Console {
     /// Reads the bytes available right now into `buf` without blocking and returns how
     /// many were read (0 when none is pending).
     fn read_bytes(&self, buf: &mut [u8]) -> usize;
+
+    /// Whether the input has ended (end of file: a closed pipe, `/dev/null`): no byte will
+    /// ever be read again. A console that cannot tell keeps the default, `false`.
+    fn input_ended(&self) -> bool {
+        false
+    }
 }

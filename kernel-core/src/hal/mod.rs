@@ -16,6 +16,7 @@ mod console;
 mod context;
 mod cpu;
 mod memory;
+mod storage;
 mod time;
 mod trap;
 
@@ -24,5 +25,6 @@ pub use console::{Console, STDERR_PREFIX};
 pub use context::{ContextError, ExecutionContexts};
 pub use cpu::{CpuError, CpuId, Cpus, Isa, IsaFeatures, Machine, VectorFeatures};
 pub use memory::{MemoryError, Protection, VirtualMemory};
+pub use storage::{Entropy, Storage, WallClock};
 pub use time::{Clock, Interrupts, TimerHandler};
 pub use trap::{Access, Redirect, TrapCause, TrapHandler, TrapInfo, TrapResponse, Traps};

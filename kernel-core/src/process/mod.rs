@@ -31,6 +31,7 @@ use crate::hal::ContextError;
 use crate::ipc::ChannelEnd;
 use crate::kernel::Kernel;
 use crate::sched::WaitQueue;
+use crate::wasi::state::WasiState;
 use crate::wasm::runtime::CallError;
 use crate::wasm::runtime::epoch::{self, EpochAction};
 
@@ -141,6 +142,8 @@ pub struct Process<H: KernelHal> {
     exit: RefCell<Option<ProcessExit>>,
     /// Its handles (used only by its own syscalls, on its own stack).
     handles: RefCell<HandleTable<H>>,
+    /// Its WASI arguments and descriptors (used only by its own syscalls).
+    wasi: RefCell<WasiState>,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -217,6 +220,7 @@ impl<H: KernelHal> Process<H> {
             exit_code: Cell::new(None),
             exit: RefCell::new(None),
             handles: RefCell::new(table),
+            wasi: RefCell::new(WasiState::new(name, kernel.wasi())),
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -254,6 +258,12 @@ impl<H: KernelHal> Process<H> {
     /// (a blocking call clones what it needs out of the table first).
     pub fn handles(&self) -> core::cell::RefMut<'_, HandleTable<H>> {
         self.handles.borrow_mut()
+    }
+
+    /// The process's WASI state. Only its own syscalls use it, and never across a switch
+    /// (a blocking call copies what it needs first).
+    pub fn wasi(&self) -> core::cell::RefMut<'_, WasiState> {
+        self.wasi.borrow_mut()
     }
 
     /// The JIT's stack limit for this process's WebAssembly code.

@@ -1,4 +1,5 @@
-//! Syscalls: the `k23` imports of syscall ABI v0, served to the calling process.
+//! Syscalls: the `k23` imports of syscall ABI v0, served to the calling process, and the
+//! linker that also hands `wasi_snapshot_preview1` imports to [`crate::wasi`].
 //!
 //! A program imports syscalls from the module `"k23"` by name, with exactly the type the
 //! ABI gives (DESIGN.md, "Syscall ABI v0"). [`link`] makes one host function per import,
@@ -70,7 +71,7 @@ pub enum Errno {
 }
 
 /// The failure message with which `exit` unwinds the process's WebAssembly code.
-const EXIT_UNWIND: &str = "process exited";
+pub(crate) const EXIT_UNWIND: &str = "process exited";
 
 /// The syscalls, by name, with their types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +167,25 @@ pub fn link<H: KernelHal>(
                 import.module, import.name
             )
         };
+        if import.module == crate::wasi::MODULE {
+            let EntityIndex::Function(func) = import.entity else {
+                return Err(unlinkable("is not a function"));
+            };
+            let (Some(expected), Some(callback)) = (
+                crate::wasi::function_type(&import.name),
+                crate::wasi::host_function(&import.name, process),
+            ) else {
+                return Err(unlinkable("is not a WASI preview 1 function"));
+            };
+            if info.function_type(func) != Some(&expected) {
+                return Err(unlinkable(&format!(
+                    "has the wrong type: the function is {:?} -> {:?}",
+                    expected.params, expected.results
+                )));
+            }
+            imports.push(Extern::Func(store.new_host_func(expected, callback)));
+            continue;
+        }
         if import.module != SYSCALL_MODULE {
             return Err(unlinkable(
                 "is not provided (syscalls are imported from \"k23\")",

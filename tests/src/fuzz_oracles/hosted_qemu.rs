@@ -286,6 +286,7 @@ fn escape(bytes: &[u8]) -> String {
 #[must_use]
 pub fn boot_image(scripts: Vec<Script>) -> Vec<u8> {
     BootImage {
+        wasi: kernel_core::boot::image::WasiOptions::default(),
         options: KernelOptions::default(),
         job: Job::Wast(WastRequest {
             features: features().bits(),
