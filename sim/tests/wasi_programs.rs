@@ -316,21 +316,22 @@ fn report(name: &str, wasm: &Outcome, problems: &[String]) -> String {
     )
 }
 
-/// The lines of `expected` and `actual` side by side, from the first that differs.
+/// The lines that differ between `expected` and `actual` (the first dozen), numbered.
 fn line_diff(expected: &str, actual: &str) -> String {
     let (expected, actual): (Vec<&str>, Vec<&str>) =
         (expected.lines().collect(), actual.lines().collect());
-    let first = expected
-        .iter()
-        .zip(&actual)
-        .position(|(e, a)| e != a)
-        .unwrap_or(expected.len().min(actual.len()));
-    let mut out = format!("    (equal up to line {first})\n");
-    for index in first..(first + 12).min(expected.len().max(actual.len())) {
+    let mut out = String::new();
+    let differing = (0..expected.len().max(actual.len()))
+        .filter(|&index| expected.get(index) != actual.get(index))
+        .take(12);
+    for index in differing {
+        let line = |lines: &[&str]| lines.get(index).copied().unwrap_or("<none>").to_owned();
         out.push_str(&format!(
-            "    expected {:?}\n    actual   {:?}\n",
-            expected.get(index).copied().unwrap_or("<none>"),
-            actual.get(index).copied().unwrap_or("<none>")
+            "    line {}, native: {:?}\n    line {}, wasm:   {:?}\n",
+            index + 1,
+            line(&expected),
+            index + 1,
+            line(&actual)
         ));
     }
     out

@@ -245,9 +245,6 @@ fn suite_passes(suite: &str, hal: Hal, count: usize) {
         failures.len(),
         started.elapsed().as_secs_f64()
     );
-    for failure in &failures {
-        println!("{failure}");
-    }
     if failures.is_empty() {
         let _ = std::fs::remove_dir_all(&scratch);
     }
