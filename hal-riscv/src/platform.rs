@@ -11,9 +11,9 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use kernel_core::hal::{
-    BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, ExecutionContexts, Interrupts,
-    Isa, IsaFeatures, Machine, MemoryError, MemoryKind, MemoryRegion, Protection, TimerHandler,
-    TrapHandler, Traps, VectorFeatures, VirtualMemory,
+    BootInfo, Clock, Console, ContextError, CpuError, CpuId, Cpus, Entropy, ExecutionContexts,
+    Interrupts, Isa, IsaFeatures, Machine, MemoryError, MemoryKind, MemoryRegion, Protection,
+    Storage, TimerHandler, TrapHandler, Traps, VectorFeatures, VirtualMemory, WallClock,
 };
 
 use crate::arch;
@@ -255,6 +255,34 @@ impl Console for Platform {
 
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
         self.console.read_bytes(buf)
+    }
+}
+
+/// No host storage under QEMU: the `--dir` trees come in the boot image and are kept in
+/// RAM by kernel-core.
+impl Storage for Platform {
+    fn open_directory(
+        &self,
+        _path: &str,
+    ) -> Result<alloc::sync::Arc<dyn kernel_core::vfs::FileSystem>, kernel_core::vfs::Errno> {
+        Err(kernel_core::vfs::Errno::NotSup)
+    }
+}
+
+/// QEMU's `virt` machine as booted here offers no entropy source (no `virtio-rng`, no
+/// `Zkr` seed CSR is relied on): kernel-core falls back to its seeded generator, which is
+/// not cryptographic.
+impl Entropy for Platform {
+    fn fill_random(&self, _buf: &mut [u8]) -> bool {
+        false
+    }
+}
+
+/// No real-time clock is read: kernel-core adds the monotonic time to the host's time the
+/// boot image carries.
+impl WallClock for Platform {
+    fn realtime_ns(&self) -> Option<u64> {
+        None
     }
 }
 

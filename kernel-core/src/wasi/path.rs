@@ -121,6 +121,11 @@ pub(super) fn dispatch<H: KernelHal>(
         }
         "path_symlink" => {
             let target = memory.string(args.u32(0), args.u32(1))?;
+            // A link that could only ever point outside the preopen is refused, as
+            // Wasmtime refuses it.
+            if target.starts_with('/') {
+                return Err(Errno::Perm);
+            }
             let (fs, dir) = directory(process, args.u32(2), rights::PATH_SYMLINK)?;
             let path = memory.string(args.u32(3), args.u32(4))?;
             let found = vfs::resolve(&*fs, dir, &path, false)?;

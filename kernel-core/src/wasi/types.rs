@@ -1,7 +1,8 @@
 //! The values of WASI preview 1 (`wasi_snapshot_preview1.witx`): error numbers, rights,
 //! flags and the layouts of the structures exchanged through guest memory.
 
-/// A WASI error number (`errno`), as the witx numbers them.
+/// A WASI error number (`errno`), as the witx numbers them (the ones the kernel
+/// answers with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum Errno {
@@ -36,39 +37,39 @@ pub enum Errno {
     /// File descriptor value too large.
     MFile = 33,
     /// Filename too long.
-    NameTooLong = 36,
+    NameTooLong = 37,
     /// No such file or directory.
-    NoEnt = 43,
+    NoEnt = 44,
     /// Not enough space.
-    NoMem = 47,
+    NoMem = 48,
     /// No space left on device.
-    NoSpc = 50,
+    NoSpc = 51,
     /// Function not supported.
-    NoSys = 51,
+    NoSys = 52,
     /// Not a directory.
-    NotDir = 53,
+    NotDir = 54,
     /// Directory not empty.
-    NotEmpty = 54,
+    NotEmpty = 55,
     /// Not a socket.
-    NotSock = 56,
+    NotSock = 57,
     /// Not supported.
-    NotSup = 57,
+    NotSup = 58,
     /// Inappropriate I/O control operation.
-    NoTty = 58,
+    NoTty = 59,
     /// Value too large to be stored in data type.
     Overflow = 61,
     /// Operation not permitted.
-    Perm = 62,
+    Perm = 63,
     /// Broken pipe.
-    Pipe = 63,
+    Pipe = 64,
     /// Read-only file system.
-    RoFs = 68,
+    RoFs = 69,
     /// Invalid seek.
-    SPipe = 69,
+    SPipe = 70,
     /// Cross-device link.
-    XDev = 74,
+    XDev = 75,
     /// Capabilities insufficient.
-    NotCapable = 75,
+    NotCapable = 76,
 }
 
 /// Results of WASI functions.
@@ -248,4 +249,21 @@ pub mod clock {
     pub const PROCESS_CPUTIME: u32 = 2;
     /// CPU time of the thread.
     pub const THREAD_CPUTIME: u32 = 3;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Errno;
+
+    /// Spot checks against `wasi_snapshot_preview1.witx` (`mlink` is 34, so everything
+    /// after it is one more than a list without it would say).
+    #[test]
+    fn errno_values_follow_the_witx() {
+        assert_eq!(Errno::MFile as u16, 33);
+        assert_eq!(Errno::NameTooLong as u16, 37);
+        assert_eq!(Errno::NoEnt as u16, 44);
+        assert_eq!(Errno::NotDir as u16, 54);
+        assert_eq!(Errno::Perm as u16, 63);
+        assert_eq!(Errno::NotCapable as u16, 76);
+    }
 }
