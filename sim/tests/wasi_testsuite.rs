@@ -237,10 +237,18 @@ fn suite_passes(suite: &str, hal: Hal, count: usize) {
     let results = harness::parallel_map(&cases, harness::parallelism(), |case| {
         run_case(case, hal, timeout, &scratch)
     });
-    let failures: Vec<String> = results.into_iter().flatten().collect();
+    let slowest = results
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .map(|(name, time, _)| format!("{name} {:.1} s", time.as_secs_f64()))
+        .unwrap_or_default();
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(_, _, failure)| failure)
+        .collect();
     let passed = cases.len() - failures.len();
     println!(
-        "wasi-testsuite {suite} ({}): {passed} passed, {} failed ({:.1} s)",
+        "wasi-testsuite {suite} ({}): {passed} passed, {} failed ({:.1} s; slowest: {slowest})",
         hal.name(),
         failures.len(),
         started.elapsed().as_secs_f64()
@@ -257,8 +265,20 @@ fn suite_passes(suite: &str, hal: Hal, count: usize) {
     );
 }
 
+/// Runs one case: its name, how long it ran and, when it failed, the report.
+fn run_case(
+    case: &Case,
+    hal: Hal,
+    timeout: Duration,
+    scratch: &Path,
+) -> (String, Duration, Option<String>) {
+    let started = Instant::now();
+    let failure = check_case(case, hal, timeout, scratch);
+    (case.name.clone(), started.elapsed(), failure)
+}
+
 /// Runs one case; `Some(report)` when it failed.
-fn run_case(case: &Case, hal: Hal, timeout: Duration, scratch: &Path) -> Option<String> {
+fn check_case(case: &Case, hal: Hal, timeout: Duration, scratch: &Path) -> Option<String> {
     let spec = match &case.spec {
         Ok(spec) => spec,
         Err(error) => return Some(format!("FAIL {}: bad spec: {error}", case.name)),
