@@ -159,6 +159,8 @@ struct Case {
     args: &'static [&'static str],
     env: &'static [(&'static str, &'static str)],
     stdin: &'static str,
+    /// How many times `stdin` is repeated (1: once).
+    repeat: usize,
     status: i32,
 }
 
@@ -171,6 +173,7 @@ const RUST_CASES: &[Case] = &[
         args: &[".", "data/nested", "missing"],
         env: &[],
         stdin: "",
+        repeat: 1,
         status: 2,
     },
     Case {
@@ -179,7 +182,17 @@ const RUST_CASES: &[Case] = &[
         args: &["7"],
         env: &[],
         stdin: INPUT,
+        repeat: 1,
         status: 7,
+    },
+    Case {
+        name: "filter-big-input",
+        program: Program::Rust("filter"),
+        args: &["0"],
+        env: &[],
+        stdin: "a line of the big input, to be reversed\n",
+        repeat: 8000,
+        status: 0,
     },
     Case {
         name: "filter-empty-input",
@@ -187,6 +200,7 @@ const RUST_CASES: &[Case] = &[
         args: &[],
         env: &[],
         stdin: "",
+        repeat: 1,
         status: 0,
     },
     Case {
@@ -195,6 +209,7 @@ const RUST_CASES: &[Case] = &[
         args: &["one", "two words", "", "ünï ✓", "-n", "--flag", "a=b"],
         env: &[("B", "x=y"), ("A", "1"), ("EMPTY", ""), ("SPACE", "a b\nc")],
         stdin: "",
+        repeat: 1,
         status: 0,
     },
     Case {
@@ -203,6 +218,7 @@ const RUST_CASES: &[Case] = &[
         args: &["."],
         env: &[],
         stdin: "",
+        repeat: 1,
         status: 0,
     },
 ];
@@ -221,6 +237,7 @@ const C_CASES: &[Case] = &[
         ],
         env: &[],
         stdin: INPUT,
+        repeat: 1,
         status: 2,
     },
     Case {
@@ -229,6 +246,7 @@ const C_CASES: &[Case] = &[
         args: &["5"],
         env: &[],
         stdin: "",
+        repeat: 1,
         status: 5,
     },
 ];
@@ -246,6 +264,7 @@ fn compare(case: &Case, hal: Hal, scratch: &Path) -> Option<String> {
     let (native_dir, wasm_dir) = (dir.join("native"), dir.join("wasm"));
     harness::copy_tree(&fixture, &native_dir);
     harness::copy_tree(&fixture, &wasm_dir);
+    let stdin = case.stdin.repeat(case.repeat).into_bytes();
     let args: Vec<String> = case.args.iter().map(|arg| (*arg).to_owned()).collect();
     let env: Vec<(String, String)> = case
         .env
@@ -257,7 +276,7 @@ fn compare(case: &Case, hal: Hal, scratch: &Path) -> Option<String> {
         &args,
         &env,
         &native_dir,
-        case.stdin.as_bytes(),
+        &stdin,
         HOSTED_TIMEOUT,
     );
     let invocation = Invocation {
@@ -265,7 +284,7 @@ fn compare(case: &Case, hal: Hal, scratch: &Path) -> Option<String> {
         args,
         env,
         dirs: vec![(wasm_dir.clone(), ".".to_owned())],
-        stdin: case.stdin.as_bytes().to_vec(),
+        stdin,
     };
     let timeout = match hal {
         Hal::Hosted => HOSTED_TIMEOUT,
