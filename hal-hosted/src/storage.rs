@@ -371,3 +371,39 @@ impl FileSystem for HostFs {
         rustix::fs::fsync(&fd).map_err(errno)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kernel_core::vfs::{self, Errno, NodeKind};
+
+    #[test]
+    fn a_host_directory_is_served_without_escapes() {
+        let base = std::env::temp_dir().join(format!("hostfs-test-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(base.join("secret"), b"outside").unwrap();
+        std::fs::write(root.join("d/f"), b"inside").unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("d", root.join("to_d")).unwrap();
+        let fs = super::open(root.to_str().unwrap()).unwrap();
+        let top = fs.root();
+        let file = vfs::resolve(&*fs, top, "to_d/f", true)
+            .unwrap()
+            .node
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(fs.read_at(file, 0, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"inside");
+        assert_eq!(vfs::resolve(&*fs, top, "up", true), Err(Errno::Perm));
+        assert_eq!(vfs::resolve(&*fs, top, "abs", true), Err(Errno::Perm));
+        // Not followed by the host side either: the link is a node of its own.
+        let link = fs.lookup(top, "abs").unwrap();
+        assert_eq!(fs.stat(link).unwrap().kind, NodeKind::Symlink);
+        assert_eq!(fs.read_at(link, 0, &mut buf), Err(Errno::Loop));
+        let made = fs.create_file(top, "new").unwrap();
+        fs.write_at(made, 0, b"written").unwrap();
+        assert_eq!(std::fs::read(root.join("new")).unwrap(), b"written");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -113,7 +113,7 @@ pub fn boot_image(
         });
     }
     Ok(BootImage {
-        wasi: kernel_core::boot::image::WasiOptions::default(),
+        wasi,
         options,
         job: Job::Boot(BootRequest { programs: loaded }),
     })

@@ -183,15 +183,13 @@ pub fn run(options: QemuArgs) -> u8 {
 
 /// `sim qemu run` and `sim qemu boot`: one boot with `image`, its console shown as it
 /// arrives.
-/// Standard input for WASI programs under QEMU, read up front (end of file after it):
-/// when standard input is not a terminal and one of `files` imports WASI (a program that
-/// does not could not read it, and a pipe that never closes must not hang it).
+/// Standard input for WASI programs under QEMU, read up front (end of file after it)
+/// when one of `files` imports WASI (a program that does not could not read it, and a
+/// pipe that never closes must not hang it). A terminal is not read (QEMU's own input is
+/// not connected): the program sees end of file at once.
 fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
     use std::io::{IsTerminal as _, Read as _};
     let stdin = io::stdin();
-    if stdin.is_terminal() {
-        return None;
-    }
     let imports_wasi = files.iter().any(|file| {
         fs::read(file).is_ok_and(|bytes| {
             bytes
@@ -201,6 +199,9 @@ fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
     });
     if !imports_wasi {
         return None;
+    }
+    if stdin.is_terminal() {
+        return Some(Vec::new());
     }
     let mut bytes = Vec::new();
     stdin.lock().read_to_end(&mut bytes).ok()?;
@@ -783,6 +784,27 @@ mod tests {
     }
 
     #[test]
+    fn written_back_trees_are_collected_from_their_lines() {
+        let mut outcome = Outcome {
+            lines: Vec::new(),
+            begun: true,
+            exit_code: Some(0),
+            problem: None,
+            preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
+        };
+        outcome.take_tree_line("tree 1 00ff");
+        outcome.take_tree_line("tree 1 10");
+        outcome.take_tree_line("tree 1 end");
+        assert_eq!(outcome.trees, vec![(1, vec![0x00, 0xff, 0x10])]);
+        assert_eq!(outcome.problem, None);
+        outcome.take_tree_line("tree 2 0g");
+        outcome.take_tree_line("tree 2 end");
+        assert!(outcome.problem.is_some());
+    }
+
+    #[test]
     fn statuses_follow_the_exit_code() {
         let outcome = |exit_code, begun| Outcome {
             lines: Vec::new(),
@@ -790,6 +812,8 @@ mod tests {
             exit_code,
             problem: None,
             preamble: String::new(),
+            partial_trees: BTreeMap::new(),
+            trees: Vec::new(),
         };
         assert_eq!(outcome(Some(1), true).finish(), Ok(Status::Trap.code()));
         assert_eq!(outcome(Some(7), true).finish(), Ok(7));

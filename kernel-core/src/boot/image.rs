@@ -1117,8 +1117,9 @@ mod tests {
         }
     }
 
+    /// A boot bundle, with WASI options of every kind.
     fn boot_bundle() -> BootImage {
-        image(Job::Boot(BootRequest {
+        let mut image = image(Job::Boot(BootRequest {
             programs: vec![
                 Program {
                     name: "init".to_string(),
@@ -1129,7 +1130,24 @@ mod tests {
                     module: Vec::new(),
                 },
             ],
-        }))
+        }));
+        image.wasi = WasiOptions {
+            env: vec!["A=1".to_string(), "B=two words".to_string()],
+            preopens: vec![
+                Preopen {
+                    guest: "/".to_string(),
+                    source: PreopenSource::Host("/tmp/root".to_string()),
+                },
+                Preopen {
+                    guest: "data".to_string(),
+                    source: PreopenSource::Tree(vec![0, 1, 2, 3]),
+                },
+            ],
+            stdin: Some(b"input".to_vec()),
+            realtime_ns: 1_700_000_000_000_000_000,
+            seed: vec![9; 32],
+        };
+        image
     }
 
     #[test]
@@ -1196,13 +1214,14 @@ mod tests {
         bytes[MAGIC.len()] = FORMAT_VERSION + 1;
         assert_eq!(
             BootImage::decode(&bytes).unwrap_err().expected,
-            "format version 3"
+            "format version 4"
         );
         bytes[MAGIC.len()] = FORMAT_VERSION;
         // The run bundle has a CPU limit: option tag 1 and its LEB128 bytes come first.
         // Then the memory limit (3 bytes of LEB128), the process and handle limits (1 and
-        // 2 bytes), the quiet flag.
-        let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2 + 1;
+        // 2 bytes), the quiet flag, then the (empty) WASI options: no variables, no
+        // preopens, no stdin, realtime 0, no seed bytes, one byte each.
+        let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2 + 1 + 5;
         assert_eq!(bytes[kind], KIND_RUN);
         bytes[kind] = 9;
         assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, kind);

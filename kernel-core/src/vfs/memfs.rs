@@ -13,6 +13,10 @@ use crate::sync::SpinLock;
 /// cannot ask for more memory than the kernel has with one `pwrite` at a large offset.
 pub const MAX_FILE_SIZE: u64 = 1 << 30;
 
+/// The most nodes a [`MemFs`] holds (creating more is `ENOSPC`): the tree lives in the
+/// kernel's heap, which a guest must not be able to exhaust by creating files.
+pub const MAX_NODES: usize = 100_000;
+
 /// The device number every [`MemFs`] reports.
 const DEVICE: u64 = 1;
 
@@ -95,6 +99,9 @@ impl MemFs {
         let now = (self.clock)();
         let mut nodes = self.nodes.lock();
         let is_dir = matches!(content, Content::Directory(_));
+        if nodes.nodes.len() >= MAX_NODES {
+            return Err(Errno::NoSpc);
+        }
         let id = nodes.next;
         {
             let parent = nodes.nodes.get_mut(&dir).ok_or(Errno::NoEnt)?;
@@ -455,5 +462,63 @@ impl FileSystem for MemFs {
 
     fn sync(&self, node: NodeId) -> FsResult<()> {
         self.nodes.lock().get(node).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> MemFs {
+        MemFs::new(Box::new(|| 42))
+    }
+
+    #[test]
+    fn files_grow_shrink_and_keep_their_links() {
+        let fs = fs();
+        let root = fs.root();
+        let file = fs.create_file(root, "f").unwrap();
+        assert_eq!(fs.create_file(root, "f"), Err(Errno::Exist));
+        assert_eq!(fs.write_at(file, 3, b"abc").unwrap(), 3);
+        let mut buf = [9u8; 8];
+        assert_eq!(fs.read_at(file, 0, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"\0\0\0abc");
+        assert_eq!(fs.write_at(file, MAX_FILE_SIZE, b"x"), Err(Errno::FBig));
+        fs.set_len(file, 1).unwrap();
+        assert_eq!(fs.stat(file).unwrap().size, 1);
+        fs.link(root, "f", root, "g").unwrap();
+        assert_eq!(fs.stat(file).unwrap().links, 2);
+        fs.unlink(root, "f").unwrap();
+        assert_eq!(fs.lookup(root, "g").unwrap(), file);
+        assert_eq!(fs.stat(file).unwrap().links, 1);
+        assert!(fs.changed());
+    }
+
+    #[test]
+    fn directories_follow_posix_rules() {
+        let fs = fs();
+        let root = fs.root();
+        fs.create_directory(root, "a").unwrap();
+        let a = fs.lookup(root, "a").unwrap();
+        fs.create_directory(a, "b").unwrap();
+        let b = fs.lookup(a, "b").unwrap();
+        assert_eq!(fs.remove_directory(root, "a"), Err(Errno::NotEmpty));
+        assert_eq!(fs.unlink(root, "a"), Err(Errno::IsDir));
+        // A directory cannot move below itself.
+        assert_eq!(fs.rename(root, "a", b, "a"), Err(Errno::Inval));
+        fs.create_file(root, "file").unwrap();
+        assert_eq!(fs.rename(root, "file", a, "b"), Err(Errno::IsDir));
+        assert_eq!(fs.rename(a, "b", root, "file"), Err(Errno::NotDir));
+        fs.rename(a, "b", root, "c").unwrap();
+        assert_eq!(fs.lookup(root, "c").unwrap(), b);
+        fs.remove_directory(root, "a").unwrap();
+        let names: Vec<String> = fs
+            .read_directory(root)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.name)
+            .collect();
+        assert_eq!(names, ["c", "file"]);
+        assert_eq!(fs.create_directory(root, ".."), Err(Errno::Inval));
     }
 }

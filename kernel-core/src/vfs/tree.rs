@@ -156,7 +156,13 @@ pub fn load(fs: &dyn FileSystem, entries: &[TreeEntry]) -> FsResult<()> {
                 fs.write_at(node, 0, &entry.data)?;
             }
         }
-        let node = fs.lookup(parent, name)?;
+    }
+    // Times last: creating an entry changes its directory's modification time.
+    for entry in entries {
+        let mut node = fs.root();
+        for part in entry.path.split('/') {
+            node = fs.lookup(node, part)?;
+        }
         fs.set_times(node, Some(entry.modify_ns), Some(entry.modify_ns))?;
     }
     Ok(())

@@ -336,10 +336,11 @@ fn read<H: KernelHal>(
             let mut buf = alloc::vec![0u8; wanted];
             let len = fs.read_at(node, offset, &mut buf)?;
             buf.truncate(len);
-            if !positioned && let Ok(descriptor) = process.wasi().get_mut(fd) {
-                if let Object::File { position, .. } = &mut descriptor.object {
-                    *position = offset + len as u64;
-                }
+            if !positioned
+                && let Ok(descriptor) = process.wasi().get_mut(fd)
+                && let Object::File { position, .. } = &mut descriptor.object
+            {
+                *position = offset + len as u64;
             }
             buf
         }
@@ -460,10 +461,11 @@ fn write<H: KernelHal>(
                 position
             };
             let written = fs.write_at(node, offset, &data)?;
-            if !positioned && let Ok(descriptor) = process.wasi().get_mut(fd) {
-                if let Object::File { position, .. } = &mut descriptor.object {
-                    *position = offset + written as u64;
-                }
+            if !positioned
+                && let Ok(descriptor) = process.wasi().get_mut(fd)
+                && let Object::File { position, .. } = &mut descriptor.object
+            {
+                *position = offset + written as u64;
             }
             written
         }

@@ -167,9 +167,18 @@ fn dispatch<H: KernelHal>(
         }
         "random_get" => {
             let (ptr, len) = (args.u32(0), args.u32(1));
-            let mut buf = alloc::vec![0u8; memory.check(ptr, len)?];
-            fill_random(process, &mut buf);
-            memory.write(ptr, &buf)
+            memory.check(ptr, len)?;
+            // In pieces, so that a large request costs the kernel no large buffer.
+            let mut chunk = [0u8; 256];
+            let mut done = 0u32;
+            while done < len {
+                let take = (len - done).min(chunk.len() as u32);
+                let piece = &mut chunk[..take as usize];
+                fill_random(process, piece);
+                memory.write(ptr + done, piece)?;
+                done += take;
+            }
+            Ok(())
         }
         "sched_yield" => {
             process.yield_now();
