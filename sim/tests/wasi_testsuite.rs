@@ -265,23 +265,20 @@ fn suite_passes(suite: &str, hal: Hal, count: usize) {
     );
 }
 
-/// Runs one case: its name, how long it ran and, when it failed, the report.
+/// Runs one case: its name, how long the program ran (from its start, not counting the
+/// wait for a free CPU) and, when it failed, the report.
 fn run_case(
     case: &Case,
     hal: Hal,
     timeout: Duration,
     scratch: &Path,
 ) -> (String, Duration, Option<String>) {
-    let started = Instant::now();
-    let failure = check_case(case, hal, timeout, scratch);
-    (case.name.clone(), started.elapsed(), failure)
-}
-
-/// Runs one case; `Some(report)` when it failed.
-fn check_case(case: &Case, hal: Hal, timeout: Duration, scratch: &Path) -> Option<String> {
     let spec = match &case.spec {
         Ok(spec) => spec,
-        Err(error) => return Some(format!("FAIL {}: bad spec: {error}", case.name)),
+        Err(error) => {
+            let report = format!("FAIL {}: bad spec: {error}", case.name);
+            return (case.name.clone(), Duration::ZERO, Some(report));
+        }
     };
     let mut invocation = Invocation {
         wasm: case.wasm.clone(),
@@ -297,9 +294,17 @@ fn check_case(case: &Case, hal: Hal, timeout: Duration, scratch: &Path) -> Optio
         invocation.dirs.push((fresh.clone(), "/".to_owned()));
     }
     let outcome = harness::run(hal, &invocation, timeout);
-    let differences = differences(spec, &outcome);
-    if differences.is_empty() {
+    let failure = report(case, spec, &outcome);
+    if failure.is_none() {
         let _ = std::fs::remove_dir_all(&fresh);
+    }
+    (case.name.clone(), outcome.elapsed, failure)
+}
+
+/// `Some(report)` when `outcome` does not meet `spec`.
+fn report(case: &Case, spec: &Spec, outcome: &Outcome) -> Option<String> {
+    let differences = differences(spec, outcome);
+    if differences.is_empty() {
         return None;
     }
     let mut report = format!(
