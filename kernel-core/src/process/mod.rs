@@ -142,8 +142,10 @@ pub struct Process<H: KernelHal> {
     exit: RefCell<Option<ProcessExit>>,
     /// Its handles (used only by its own syscalls, on its own stack).
     handles: RefCell<HandleTable<H>>,
-    /// Its WASI arguments and descriptors (used only by its own syscalls).
-    wasi: RefCell<WasiState>,
+    /// Its WASI arguments and descriptors (used only by its own syscalls), made at its
+    /// first WASI call from the kernel's WASI state (so that processes that never use
+    /// WASI, and the spawn benchmarks, pay nothing for it).
+    wasi: RefCell<Option<WasiState>>,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -220,7 +222,7 @@ impl<H: KernelHal> Process<H> {
             exit_code: Cell::new(None),
             exit: RefCell::new(None),
             handles: RefCell::new(table),
-            wasi: RefCell::new(WasiState::new(name, kernel.wasi())),
+            wasi: RefCell::new(None),
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -263,7 +265,9 @@ impl<H: KernelHal> Process<H> {
     /// The process's WASI state. Only its own syscalls use it, and never across a switch
     /// (a blocking call copies what it needs first).
     pub fn wasi(&self) -> core::cell::RefMut<'_, WasiState> {
-        self.wasi.borrow_mut()
+        core::cell::RefMut::map(self.wasi.borrow_mut(), |state| {
+            state.get_or_insert_with(|| WasiState::new(&self.name, self.kernel.wasi()))
+        })
     }
 
     /// The JIT's stack limit for this process's WebAssembly code.

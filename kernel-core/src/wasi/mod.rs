@@ -379,3 +379,33 @@ impl Memory<'_, '_> {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preview1_function_has_its_witx_type() {
+        assert_eq!(FUNCTIONS.len(), 46);
+        let fd_write = function_type("fd_write").unwrap();
+        assert_eq!(&*fd_write.params, &[ValType::I32; 4]);
+        assert_eq!(&*fd_write.results, &[ValType::I32]);
+        let path_open = function_type("path_open").unwrap();
+        assert_eq!(
+            &*path_open.params,
+            &[
+                ValType::I32,
+                ValType::I32,
+                ValType::I32,
+                ValType::I32,
+                ValType::I32,
+                ValType::I64,
+                ValType::I64,
+                ValType::I32,
+                ValType::I32
+            ]
+        );
+        assert!(function_type("proc_exit").unwrap().results.is_empty());
+        assert!(function_type("fd_dup").is_none());
+    }
+}
