@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): everything CI checks, runnable on a fresh machine.
 #
-# Installs what is missing (the pinned toolchain with its riscv64 target, QEMU, nightly
+# Installs what is missing (the pinned toolchain with its riscv64 and wasm32-wasip1
+# targets, QEMU, clang with wasi-libc, nightly
 # with Miri), builds and boots the RISC-V kernel, runs the tests (host, and inside QEMU),
 # checks fmt and clippy for both targets, runs kernel-core's unit tests under Miri and the
 # fuzz targets briefly.
@@ -21,12 +22,14 @@ if ! command -v qemu-system-riscv64 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-misc >/dev/null
 fi
 
-if ! command -v gdb >/dev/null; then
-    # sim/tests/debugging.rs breaks on a JIT-compiled function through GDB's JIT interface.
-    step "installing gdb"
+# sim/tests/debugging.rs breaks on a JIT-compiled function through GDB's JIT interface;
+# the WASI tests (sim/tests/wasi_programs.rs) build C programs with clang and wasi-libc.
+packages="gdb clang lld wasi-libc libclang-rt-dev-wasm32"
+if ! dpkg -s $packages >/dev/null 2>&1; then
+    step "installing $packages"
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gdb >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $packages >/dev/null
 fi
 
 # The kernel first: the QEMU tests of `cargo test` (sim/tests/qemu.rs) boot it.
