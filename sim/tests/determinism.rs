@@ -321,3 +321,36 @@ fn recordings_replay_across_hals() {
     assert_eq!(hosted.stderr, qemu.stderr);
     assert_eq!(hosted.trace, qemu.trace);
 }
+
+/// A WASI program's random bytes, wall-clock reading and console input come from outside
+/// the kernel: a recording keeps them, and its replay on the other HAL prints the same.
+#[test]
+fn wasi_inputs_replay_across_hals() {
+    let dir = scratch("determinism-wasi-inputs");
+    let program = dir.join("inputs.wat");
+    std::fs::write(&program, include_str!("programs/wasi_inputs.wat")).unwrap();
+    let programs = [program];
+    let hosted = boot(&boot_args(&["--seed", "5"], &programs), &dir, "hosted");
+    assert_eq!(hosted.status, Some(0), "{hosted:#?}");
+    assert_eq!(hosted.status_of("inputs"), "0", "{hosted:#?}");
+    let recording = hosted.recording.as_deref().unwrap();
+    assert!(recording.contains("input random "), "{recording}");
+    assert!(recording.contains("input clock "), "{recording}");
+    let kept = dir.join("hosted.kept");
+    std::fs::write(&kept, recording).unwrap();
+    let replay = ["--replay", kept.to_str().unwrap()];
+    let in_qemu = boot(&qemu_boot_args(&replay, &programs), &dir, "in-qemu");
+    assert_eq!(in_qemu.stdout, hosted.stdout, "{in_qemu:#?}");
+    assert_eq!(in_qemu.hash(), hosted.hash(), "{in_qemu:#?}");
+
+    let qemu = boot(&qemu_boot_args(&["--seed", "9"], &programs), &dir, "qemu");
+    assert_eq!(qemu.status_of("inputs"), "0", "{qemu:#?}");
+    // Other random bytes than the hosted run's (16 hex digits, then the clock).
+    assert_ne!(qemu.stdout[..16], hosted.stdout[..16], "{qemu:#?}");
+    let kept = dir.join("qemu.kept");
+    std::fs::write(&kept, qemu.recording.as_deref().unwrap()).unwrap();
+    let replay = ["--replay", kept.to_str().unwrap()];
+    let replayed = boot(&boot_args(&replay, &programs), &dir, "hosted-replay");
+    assert_eq!(replayed.stdout, qemu.stdout, "{replayed:#?}");
+    assert_eq!(replayed.hash(), qemu.hash(), "{replayed:#?}");
+}

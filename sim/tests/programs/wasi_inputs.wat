@@ -1,0 +1,35 @@
+;; A WASI program whose output depends only on what comes from outside the kernel: 8
+;; random bytes and the wall clock, printed in hex, with a 5 ms `poll_oneoff` sleep between
+;; (sim/tests/determinism.rs records it on one HAL and replays it on the other).
+(module
+  (import "wasi_snapshot_preview1" "random_get" (func $rand (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $hex (param $v i64) (param $at i32) (local $i i32)
+    (loop $l
+      (i32.store8 (i32.add (local.get $at) (i32.sub (i32.const 15) (local.get $i)))
+        (i32.load8_u offset=1000 (i32.wrap_i64 (i64.and (local.get $v) (i64.const 15)))))
+      (local.set $v (i64.shr_u (local.get $v) (i64.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 16)))))
+  (data (i32.const 1000) "0123456789abcdef")
+  (func (export "_start")
+    (drop (call $rand (i32.const 0) (i32.const 8)))
+    (call $hex (i64.load (i32.const 0)) (i32.const 100))
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 8)))
+    (call $hex (i64.load (i32.const 8)) (i32.const 117))
+    (i32.store8 (i32.const 116) (i32.const 32))
+    (i32.store8 (i32.const 133) (i32.const 10))
+    ;; sleep 5 ms relative with poll_oneoff: subscription at 200 (48 bytes), event at 300
+    (i64.store (i32.const 200) (i64.const 7))
+    (i32.store8 (i32.const 208) (i32.const 0))
+    (i32.store (i32.const 216) (i32.const 1))
+    (i64.store (i32.const 224) (i64.const 5000000))
+    (i64.store (i32.const 232) (i64.const 0))
+    (i32.store16 (i32.const 240) (i32.const 0))
+    (drop (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 400)))
+    (i32.store (i32.const 50) (i32.const 100))
+    (i32.store (i32.const 54) (i32.const 34))
+    (drop (call $write (i32.const 1) (i32.const 50) (i32.const 1) (i32.const 60)))))
