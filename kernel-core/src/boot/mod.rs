@@ -189,7 +189,7 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
             kernel.engine(),
             &request,
             &output,
-            &ProgramEnvironment(process),
+            &ProgramEnvironment::new(process),
         );
         ProcessExit::Code(i32::from(code))
     })

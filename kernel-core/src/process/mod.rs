@@ -15,6 +15,7 @@
 
 mod handles;
 pub mod program;
+pub mod workers;
 
 pub use handles::HandleTable;
 
@@ -141,6 +142,9 @@ pub struct Process<H: KernelHal> {
     exit: RefCell<Option<ProcessExit>>,
     /// Its handles (used only by its own syscalls, on its own stack).
     handles: RefCell<HandleTable<H>>,
+    /// Whether it is a task of the kernel's own ([`Process::spawn_task`]): no pid, no
+    /// exit line, no exit status.
+    kernel_task: bool,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -188,6 +192,36 @@ impl<H: KernelHal> Process<H> {
         main: ProcessMain<H>,
         handles: Vec<ChannelEnd<H>>,
     ) -> Result<u32, (SpawnError, Vec<ChannelEnd<H>>)> {
+        Self::spawn_inner(kernel, name, stack_size, main, handles, false)
+    }
+
+    /// Makes a task of the kernel's own running `main` on a fresh stack of `stack_size`
+    /// bytes, and queues it: scheduled like any process (so it runs on whichever CPU is
+    /// free), but it has pid 0 and no handles, and its end is neither printed nor counted
+    /// as an exit status (a compile helper, [`workers`]).
+    ///
+    /// # Errors
+    /// [`SpawnError::OutOfMemory`] when its stack cannot be had.
+    pub fn spawn_task(
+        kernel: &'static Kernel<H>,
+        name: &str,
+        stack_size: usize,
+        main: ProcessMain<H>,
+    ) -> Result<(), SpawnError> {
+        Self::spawn_inner(kernel, name, stack_size, main, Vec::new(), true)
+            .map(drop)
+            .map_err(|(error, _)| error)
+    }
+
+    /// [`Process::spawn`] or [`Process::spawn_task`].
+    fn spawn_inner(
+        kernel: &'static Kernel<H>,
+        name: &str,
+        stack_size: usize,
+        main: ProcessMain<H>,
+        handles: Vec<ChannelEnd<H>>,
+        kernel_task: bool,
+    ) -> Result<u32, (SpawnError, Vec<ChannelEnd<H>>)> {
         let hal = kernel.hal();
         let mut table = HandleTable::new(kernel.options().max_handles as usize);
         if !table.has_room(handles.len()) {
@@ -201,7 +235,11 @@ impl<H: KernelHal> Process<H> {
             // Checked above: every handle fits, under the numbers 0, 1, ... in order.
             let _ = table.insert(handle);
         }
-        let pid = kernel.next_pid(name);
+        let pid = if kernel_task {
+            0
+        } else {
+            kernel.next_pid(name)
+        };
         let process = Box::new(Self {
             pid,
             name: String::from(name),
@@ -217,6 +255,7 @@ impl<H: KernelHal> Process<H> {
             exit_code: Cell::new(None),
             exit: RefCell::new(None),
             handles: RefCell::new(table),
+            kernel_task,
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -372,7 +411,9 @@ impl<H: KernelHal> Process<H> {
             .borrow_mut()
             .take()
             .unwrap_or_else(|| ProcessExit::Failed(String::from("ended without a status")));
-        self.kernel.process_ended(self.pid, &self.name, &exit);
+        if !self.kernel_task {
+            self.kernel.process_ended(self.pid, &self.name, &exit);
+        }
     }
 }
 
