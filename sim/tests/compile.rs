@@ -33,7 +33,9 @@ fn many_functions(count: u32) -> String {
                 (index % 64) * 8
             ),
         };
-        wat.push_str(&format!("(func $f{index} (param i64) (result i64) {body})\n"));
+        wat.push_str(&format!(
+            "(func $f{index} (param i64) (result i64) {body})\n"
+        ));
     }
     wat.push_str("(func (export \"check\") (result i64) (local $acc i64)\n");
     for index in 0..count {
@@ -106,8 +108,17 @@ fn a_large_module_runs_the_same_on_one_and_four_harts() {
     let kernel = kernel();
     for cpus in ["1", "4"] {
         let output = sim(&[
-            "qemu", "--kernel", &kernel, "--timeout", "900", "run", "--cpus", cpus, "--invoke",
-            "check", path,
+            "qemu",
+            "--kernel",
+            &kernel,
+            "--timeout",
+            "900",
+            "run",
+            "--cpus",
+            cpus,
+            "--invoke",
+            "check",
+            path,
         ]);
         assert_eq!(
             checked(&output, &format!("{cpus} harts")),

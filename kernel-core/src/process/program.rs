@@ -10,9 +10,7 @@ use super::{Process, ProcessExit, ProcessMain};
 use crate::KernelHal;
 use crate::job::RunEnvironment;
 use crate::syscall;
-use crate::wasm::runtime::{
-    CallError, CompileWorkers, Extern, InstantiationError, Module, Store,
-};
+use crate::wasm::runtime::{CallError, CompileWorkers, Extern, InstantiationError, Module, Store};
 
 /// The main function of a process running `module`.
 pub fn main<H: KernelHal>(module: Module<'static, H>) -> ProcessMain<H> {

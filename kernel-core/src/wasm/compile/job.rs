@@ -32,6 +32,50 @@ use crate::sync::SpinLock;
 use crate::wasm::env::{ModuleInfo, VMShape};
 use crate::wasm::indices::{FuncIndex, TypeIndex};
 
+/// The trampolines an engine has compiled, kept for the next modules: every module whose
+/// type has the same parameters and results gets the same array shim and wasm-to-host
+/// trampoline, and every module the same entry trampoline, so that loading a module
+/// compiles only its own functions. The cached code (position-independent, without
+/// relocations) is copied into each module's blob, which stays self-contained and byte
+/// for byte what it would be without the cache.
+#[derive(Default)]
+pub struct TrampolineCache {
+    /// The target and options the cached code was made for (the first module's).
+    target: SpinLock<Option<(Isa, IsaFeatures, CompileOptions)>>,
+    /// (array shim, wasm-to-host trampoline) by function type (`type_key`).
+    types: SpinLock<BTreeMap<Vec<u8>, (Artifact, Artifact)>>,
+    /// The entry trampoline.
+    entry: SpinLock<Option<Artifact>>,
+}
+
+impl TrampolineCache {
+    /// An empty cache.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the cache holds code for `key`'s target and options: it takes those of
+    /// the first module compiled with it and serves no other.
+    fn serves(&self, key: (Isa, IsaFeatures, CompileOptions)) -> bool {
+        *self.target.lock().get_or_insert(key) == key
+    }
+
+    /// How many function types have their trampolines in the cache.
+    #[must_use]
+    pub fn types(&self) -> usize {
+        self.types.lock().len()
+    }
+}
+
+impl core::fmt::Debug for TrampolineCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TrampolineCache")
+            .field("types", &self.types())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The inputs a [`CompileJob`] compiles, given back by [`CompileJob::finish`].
 #[derive(Debug)]
 pub struct CompileInputs {
@@ -48,6 +92,8 @@ pub struct CompileInputs {
 pub struct CompileJob {
     inputs: CompileInputs,
     target: OwnedTargetIsa,
+    isa: Isa,
+    features: IsaFeatures,
     options: CompileOptions,
     /// The next defined function nobody has taken.
     next: AtomicUsize,
@@ -98,6 +144,8 @@ impl CompileJob {
         Ok(Self {
             inputs,
             target,
+            isa,
+            features,
             options,
             next: AtomicUsize::new(0),
             first_failure: AtomicUsize::new(usize::MAX),
@@ -185,7 +233,13 @@ impl CompileJob {
     /// # Errors
     /// The error of the lowest-numbered function that failed, or of the trampolines or
     /// the link (see [`super::compile_module`]).
-    pub fn finish(self) -> Result<(CompiledModule, CompileInputs), CompileError> {
+    ///
+    /// The trampolines of function types `trampolines` has already seen (for the same
+    /// target and options) are taken from it, the others compiled and added to it.
+    pub fn finish(
+        self,
+        trampolines: Option<&TrampolineCache>,
+    ) -> Result<(CompiledModule, CompileInputs), CompileError> {
         // Whatever no worker took (or a worker that stopped early left).
         self.work();
         let mut done = core::mem::take(&mut *self.done.lock());
@@ -210,6 +264,8 @@ impl CompileJob {
         let module = &self.inputs.module;
         let env = ModuleEnvironment::new(module, &self.inputs.shape, &*self.target, self.options)?;
         let mut compiler = Compiler::new(&*self.target);
+        let key = (self.isa, self.features, self.options);
+        let cache = trampolines.filter(|cache| cache.serves(key));
         // One shim and one host trampoline per distinct function type.
         let mut distinct: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         let mut type_slot = Vec::with_capacity(module.types.len());
@@ -218,21 +274,50 @@ impl CompileJob {
         for (index, ty) in module.types.iter().enumerate() {
             let key = type_key(ty);
             let next = shims.len();
-            let slot = *distinct.entry(key).or_insert(next);
+            let slot = *distinct.entry(key.clone()).or_insert(next);
             if slot == next {
-                let type_index =
-                    TypeIndex::from_u32(u32::try_from(index).map_err(|_| too_many())?);
-                let shim =
-                    trampolines::array_shim(&env, type_index, &mut compiler.builder_context)?;
-                shims.push(compiler.compile(shim, None)?);
-                let host =
-                    trampolines::wasm_to_host(&env, type_index, &mut compiler.builder_context)?;
-                host_trampolines.push(compiler.compile(host, None)?);
+                let cached = cache.and_then(|cache| cache.types.lock().get(&key).cloned());
+                let (shim, host) = match cached {
+                    Some(pair) => pair,
+                    None => {
+                        let type_index =
+                            TypeIndex::from_u32(u32::try_from(index).map_err(|_| too_many())?);
+                        let shim = trampolines::array_shim(
+                            &env,
+                            type_index,
+                            &mut compiler.builder_context,
+                        )?;
+                        let shim = compiler.compile(shim, None)?;
+                        let host = trampolines::wasm_to_host(
+                            &env,
+                            type_index,
+                            &mut compiler.builder_context,
+                        )?;
+                        let host = compiler.compile(host, None)?;
+                        if let Some(cache) = cache {
+                            cache.types.lock().insert(key, (shim.clone(), host.clone()));
+                        }
+                        (shim, host)
+                    }
+                };
+                shims.push(shim);
+                host_trampolines.push(host);
             }
             type_slot.push(slot);
         }
-        let entry = trampolines::entry_trampoline(&*self.target, &mut compiler.builder_context)?;
-        let entry = compiler.compile(entry, None)?;
+        let cached = cache.and_then(|cache| cache.entry.lock().clone());
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let entry =
+                    trampolines::entry_trampoline(&*self.target, &mut compiler.builder_context)?;
+                let entry = compiler.compile(entry, None)?;
+                if let Some(cache) = cache {
+                    *cache.entry.lock() = Some(entry.clone());
+                }
+                entry
+            }
+        };
         let compiled = link::link(
             functions,
             shims,

@@ -73,7 +73,7 @@ use cranelift_codegen::{CodegenError, FinalizedRelocTarget};
 use cranelift_frontend::FunctionBuilderContext;
 
 pub use self::isa::{has_simd_unit, target_isa, target_isa_with};
-pub use self::job::{CompileInputs, CompileJob};
+pub use self::job::{CompileInputs, CompileJob, TrampolineCache};
 use self::link::{Artifact, Relocation};
 pub use self::traps::{trap_code, trap_from_code};
 use crate::hal::{Isa, IsaFeatures};
@@ -270,7 +270,7 @@ pub fn compile_module_for(
     };
     let job = CompileJob::new(isa, features, options, inputs)?;
     job.work();
-    job.finish().map(|(compiled, _)| compiled)
+    job.finish(None).map(|(compiled, _)| compiled)
 }
 
 /// A sort key identifying a function type: its parameter and result types.

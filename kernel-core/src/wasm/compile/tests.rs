@@ -693,11 +693,12 @@ fn many_functions(count: usize, failing: &[usize]) -> String {
             2 => alloc::format!(
                 "(call_indirect (param i32) (result i32) (local.get 0) (i32.rem_u (local.get 0) (i32.const 4)))"
             ),
-            _ => alloc::format!("(call {}  (i32.div_s (local.get 0) (i32.const 3)))", index / 2),
+            _ => alloc::format!(
+                "(call {}  (i32.div_s (local.get 0) (i32.const 3)))",
+                index / 2
+            ),
         };
-        wat.push_str(&alloc::format!(
-            "(func (param i32) (result i32) {body})"
-        ));
+        wat.push_str(&alloc::format!("(func (param i32) (result i32) {body})"));
     }
     wat.push(')');
     wat
@@ -742,7 +743,7 @@ fn parallel_compile_is_identical_to_sequential() {
                 handle.join().expect("worker");
             }
             let job = std::sync::Arc::try_unwrap(job).ok().expect("workers done");
-            let (parallel, _) = job.finish().expect("parallel compile");
+            let (parallel, _) = job.finish(None).expect("parallel compile");
             assert_eq!(parallel.code, sequential.code, "{isa}, {threads} threads");
             assert_eq!(parallel, sequential, "{isa}, {threads} threads");
         }
@@ -793,10 +794,69 @@ fn parallel_compile_reports_the_first_failure() {
         handle.join().expect("worker");
     }
     let job = std::sync::Arc::try_unwrap(job).ok().expect("workers done");
-    let parallel = job.finish().map(|(compiled, _)| compiled);
+    let parallel = job.finish(None).map(|(compiled, _)| compiled);
     assert!(
         matches!(&sequential, Err(CompileError::Unsupported(message)) if message.contains("ReturnCall")),
         "{sequential:?}"
     );
     assert_eq!(parallel, sequential);
+}
+
+/// Compiles `wasm` for `isa` on one CPU, with `cache` for the trampolines.
+fn compile_cached(wasm: &[u8], isa: Isa, cache: Option<&TrampolineCache>) -> CompiledModule {
+    let module = translate(wasm, WASM2_FEATURES).expect("valid module");
+    let shape = VMShape::for_module(&module).expect("layout");
+    let job = CompileJob::new(
+        isa,
+        IsaFeatures::WITH_128_BIT_VECTORS,
+        CompileOptions::default(),
+        CompileInputs {
+            module,
+            shape,
+            wasm: wasm.into(),
+        },
+    )
+    .expect("job");
+    job.finish(cache).expect("compile").0
+}
+
+/// Trampolines taken from an engine's cache (compiled for an earlier module) give the
+/// blob a compile without the cache gives, byte for byte; the cache keeps one pair per
+/// distinct type; and a cache made for one ISA is not used for another.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
+fn cached_trampolines_are_identical_to_fresh_ones() {
+    let first = wat::parse_str(
+        "(module (func (param i32) (result i32) local.get 0)
+                 (func (param f64 i64) (result i32 f32) i32.const 1 f32.const 2))",
+    )
+    .expect("valid text");
+    let second = wat::parse_str(
+        "(module (type (func (param f64 i64) (result i32 f32)))
+                 (import \"m\" \"f\" (func (param i64)))
+                 (func (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))",
+    )
+    .expect("valid text");
+    for isa in ISAS {
+        let cache = TrampolineCache::new();
+        compile_cached(&first, isa, Some(&cache));
+        assert_eq!(cache.types(), 2, "{isa}");
+        let cached = compile_cached(&second, isa, Some(&cache));
+        assert_eq!(cache.types(), 3, "{isa}: one new type");
+        let fresh = compile_cached(&second, isa, None);
+        assert_eq!(cached, fresh, "{isa}");
+        check_invariants(&cached, isa);
+    }
+    let cache = TrampolineCache::new();
+    compile_cached(&first, Isa::X86_64, Some(&cache));
+    let riscv = compile_cached(&second, Isa::Riscv64, Some(&cache));
+    assert_eq!(riscv, compile_cached(&second, Isa::Riscv64, None));
+    assert_eq!(
+        cache.types(),
+        2,
+        "the riscv64 compile did not use the x86-64 cache"
+    );
 }

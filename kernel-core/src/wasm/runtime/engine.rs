@@ -11,7 +11,9 @@ use core::ptr::NonNull;
 use super::code::{CodeInfo, FunctionCode};
 use super::trap_handler::handle_trap;
 use crate::hal::{Cpus, MemoryError, Protection, Traps, VirtualMemory};
-use crate::wasm::compile::{CompileError, CompileInputs, CompileJob, CompileOptions, has_simd_unit};
+use crate::wasm::compile::{
+    CompileError, CompileInputs, CompileJob, CompileOptions, TrampolineCache, has_simd_unit,
+};
 use crate::wasm::env::{LayoutError, ModuleError, ModuleInfo, VMShape, WasmFeatures, translate};
 
 /// The platform services the WebAssembly runtime needs.
@@ -60,13 +62,19 @@ impl Default for EngineConfig {
 pub struct Engine<H: RuntimeHal> {
     hal: H,
     config: EngineConfig,
+    /// The trampolines compiled so far, for every module of this engine.
+    trampolines: TrampolineCache,
 }
 
 impl<H: RuntimeHal> Engine<H> {
     /// Makes an engine and installs the runtime's trap handler in the HAL.
     pub fn new(hal: H, config: EngineConfig) -> Self {
         hal.install_trap_handler(handle_trap);
-        Self { hal, config }
+        Self {
+            hal,
+            config,
+            trampolines: TrampolineCache::new(),
+        }
     }
 
     /// The platform.
@@ -258,7 +266,9 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             }
             _ => job,
         };
-        let (compiled, inputs) = job.finish().map_err(LoadError::Compile)?;
+        let (compiled, inputs) = job
+            .finish(Some(&engine.trampolines))
+            .map_err(LoadError::Compile)?;
         let CompileInputs {
             module: info,
             shape,
