@@ -95,7 +95,8 @@ fn kernel() -> String {
     kernel.to_str().unwrap().to_owned()
 }
 
-/// Under QEMU: one hart and four give the hosted result.
+/// Under QEMU: one hart and four give the hosted result, and a very large function
+/// computes what it should.
 #[test]
 fn a_large_module_runs_the_same_on_one_and_four_harts() {
     let dir = scratch("compile-qemu");
@@ -126,4 +127,81 @@ fn a_large_module_runs_the_same_on_one_and_four_harts() {
             "{cpus} harts"
         );
     }
+    // A very large function, compiled with the single-pass register allocator.
+    let (locals, stack) = (20_000, 2_000);
+    let module = write(&dir, "spilled", &spilled(locals, stack));
+    let output = sim(&[
+        "qemu",
+        "--kernel",
+        &kernel,
+        "--timeout",
+        "900",
+        "run",
+        "--invoke",
+        "f",
+        module.to_str().unwrap(),
+        "10",
+    ]);
+    assert_eq!(
+        checked(&output, "spilled").trim(),
+        spilled_sum(locals, stack, 10).to_string()
+    );
+}
+
+/// A function keeping `locals` locals and `stack` operand-stack values live across its
+/// recursive call, then returning their sum: with its body over 64 KiB it is compiled
+/// with the single-pass register allocator.
+fn spilled(locals: u32, stack: u32) -> String {
+    let mut wat = format!(
+        "(module (func $f (export \"f\") (param $d i32) (result i32) (local {})\n",
+        "i32 ".repeat(locals as usize)
+    );
+    for index in 0..locals {
+        wat.push_str(&format!(
+            "(local.set {} (i32.add (local.get 0) (i32.const {index})))\n",
+            index + 1
+        ));
+    }
+    for index in 0..stack {
+        wat.push_str(&format!(
+            "(i32.mul (local.get 0) (i32.const {}))\n",
+            index * 3
+        ));
+    }
+    wat.push_str(
+        "(if (i32.gt_s (local.get 0) (i32.const 0))
+           (then (drop (call $f (i32.sub (local.get 0) (i32.const 1))))))\n",
+    );
+    wat.push_str(&"i32.add\n".repeat(stack as usize - 1));
+    for index in 0..locals {
+        wat.push_str(&format!("(local.get {}) i32.add\n", index + 1));
+    }
+    wat.push_str("))\n");
+    wat
+}
+
+/// The sum `spilled(locals, stack)` returns for `d`.
+fn spilled_sum(locals: u32, stack: u32, d: u32) -> i32 {
+    let mut sum = 0u32;
+    for index in 0..locals {
+        sum = sum.wrapping_add(d.wrapping_add(index));
+    }
+    for index in 0..stack {
+        sum = sum.wrapping_add(d.wrapping_mul(index * 3));
+    }
+    sum as i32
+}
+
+/// A very large function (compiled with the single-pass register allocator) computes
+/// what it should, hosted.
+#[test]
+fn a_very_large_function_keeps_its_values_across_calls() {
+    let dir = scratch("compile-large");
+    let (locals, stack) = (20_000, 2_000);
+    let module = write(&dir, "spilled", &spilled(locals, stack));
+    let output = sim(&["run", "--invoke", "f", module.to_str().unwrap(), "10"]);
+    assert_eq!(
+        checked(&output, "spilled").trim(),
+        spilled_sum(locals, stack, 10).to_string()
+    );
 }

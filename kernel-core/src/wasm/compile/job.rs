@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use cranelift_codegen::isa::OwnedTargetIsa;
 
 use super::environ::ModuleEnvironment;
+use super::isa::{Regalloc, target_isa_for};
 use super::link::{self, Artifact};
 use super::{
     CompileError, CompileOptions, CompiledModule, Compiler, func_translator, too_many, trampolines,
@@ -31,6 +32,12 @@ use crate::hal::{Isa, IsaFeatures};
 use crate::sync::SpinLock;
 use crate::wasm::env::{ModuleInfo, VMShape};
 use crate::wasm::indices::{FuncIndex, TypeIndex};
+
+/// Function bodies of at least this many bytes are compiled with the single-pass register
+/// allocator ([`Regalloc::SinglePass`]): the backtracking one's time grows faster than
+/// linearly with the values live at once, which only very large functions reach. The
+/// choice depends on the body alone, so the code is still the same on every CPU.
+pub const LARGE_FUNCTION: usize = 64 * 1024;
 
 /// The trampolines an engine has compiled, kept for the next modules: every module whose
 /// type has the same parameters and results gets the same array shim and wasm-to-host
@@ -92,6 +99,8 @@ pub struct CompileInputs {
 pub struct CompileJob {
     inputs: CompileInputs,
     target: OwnedTargetIsa,
+    /// The target for functions of at least [`LARGE_FUNCTION`] bytes.
+    large_target: OwnedTargetIsa,
     isa: Isa,
     features: IsaFeatures,
     options: CompileOptions,
@@ -118,6 +127,7 @@ impl CompileJob {
         inputs: CompileInputs,
     ) -> Result<Self, CompileError> {
         let target = super::target_isa_with(isa, features)?;
+        let large_target = target_isa_for(isa, features, Regalloc::SinglePass)?;
         // Checks the module against its layout once, for every worker.
         ModuleEnvironment::new(&inputs.module, &inputs.shape, &*target, options)?;
         let defined = inputs.module.num_defined_functions() as usize;
@@ -144,6 +154,7 @@ impl CompileJob {
         Ok(Self {
             inputs,
             target,
+            large_target,
             isa,
             features,
             options,
@@ -224,7 +235,12 @@ impl CompileJob {
             range.start,
             &mut compiler.builder_context,
         )?;
-        compiler.compile(func, Some(func_index))
+        let target = if range.len() >= LARGE_FUNCTION {
+            &*self.large_target
+        } else {
+            &*self.target
+        };
+        compiler.compile_for(target, func, Some(func_index))
     }
 
     /// Compiles what [`CompileJob::work`] left (everything, if nobody worked), then the

@@ -317,6 +317,17 @@ impl<'a> Compiler<'a> {
     /// Compiles one function to machine code, keeping what linking needs.
     fn compile(
         &mut self,
+        func: ir::Function,
+        wasm_function: Option<FuncIndex>,
+    ) -> Result<Artifact, CompileError> {
+        self.compile_for(self.isa, func, wasm_function)
+    }
+
+    /// [`Compiler::compile`] for `isa` (the same ISA with other settings, see
+    /// `job::LARGE_FUNCTION`).
+    fn compile_for(
+        &mut self,
+        isa: &dyn TargetIsa,
         mut func: ir::Function,
         wasm_function: Option<FuncIndex>,
     ) -> Result<Artifact, CompileError> {
@@ -329,7 +340,7 @@ impl<'a> Compiler<'a> {
         }
         self.context.clear();
         self.context.func = func;
-        if let Err(error) = self.context.compile(self.isa, &mut ControlPlane::default()) {
+        if let Err(error) = self.context.compile(isa, &mut ControlPlane::default()) {
             let message = match &error.inner {
                 CodegenError::Verifier(errors) => {
                     cranelift_codegen::print_errors::pretty_verifier_error(
