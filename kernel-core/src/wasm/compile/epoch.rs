@@ -66,7 +66,7 @@ impl CheckPoints {
             loops: false,
         };
         let mut operators = body.get_operators_reader()?;
-        while !operators.eof() && !(points.calls && points.loops) {
+        while !(operators.eof() || points.calls && points.loops) {
             match operators.read()? {
                 Operator::Call { .. }
                 | Operator::CallIndirect { .. }

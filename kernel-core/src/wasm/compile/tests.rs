@@ -690,8 +690,8 @@ fn many_functions(count: usize, failing: &[usize]) -> String {
             1 => alloc::format!(
                 "(loop $l (br_if $l (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 1))) (i32.const {index})))) (i32.load (local.get 0))"
             ),
-            2 => alloc::format!(
-                "(call_indirect (param i32) (result i32) (local.get 0) (i32.rem_u (local.get 0) (i32.const 4)))"
+            2 => String::from(
+                "(call_indirect (param i32) (result i32) (local.get 0) (i32.rem_u (local.get 0) (i32.const 4)))",
             ),
             _ => alloc::format!(
                 "(call {}  (i32.div_s (local.get 0) (i32.const 3)))",
