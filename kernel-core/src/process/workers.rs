@@ -31,6 +31,10 @@ struct Helpers<H: KernelHal> {
 pub struct ProcessWorkers<H: KernelHal>(pub &'static Process<H>);
 
 impl<H: KernelHal> CompileWorkers for ProcessWorkers<H> {
+    fn cpus(&self) -> usize {
+        self.0.kernel().hal().cpu_count()
+    }
+
     fn run_everywhere(&self, work: Arc<dyn Fn() + Send + Sync>) {
         let process = self.0;
         let kernel = process.kernel();

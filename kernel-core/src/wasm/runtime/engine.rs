@@ -25,6 +25,10 @@ impl<H: VirtualMemory + Traps + Cpus> RuntimeHal for H {}
 /// scheduler (one compile task per CPU, see `crate::process::workers`), so that compiling
 /// works the same on every platform; without it a module compiles on the calling CPU.
 pub trait CompileWorkers {
+    /// How many CPUs [`CompileWorkers::run_everywhere`] may run `work` on at once, the
+    /// calling one included.
+    fn cpus(&self) -> usize;
+
     /// Calls `work` on the calling CPU and, at the same time, on as many other CPUs as can
     /// help, and returns once every one of those calls has returned and dropped its `work`.
     fn run_everywhere(&self, work: Arc<dyn Fn() + Send + Sync>);
@@ -240,6 +244,7 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             )));
         }
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
+        let job_memory = info.compile_memory;
         let inputs = CompileInputs {
             module: info,
             shape,
@@ -247,10 +252,20 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         };
         let job = CompileJob::new(isa, isa_features, engine.config.compile, inputs)
             .map_err(LoadError::Compile)?;
+        // Each CPU compiling at once may need the memory of the largest function: with
+        // too little free for all of them, the module compiles on one CPU.
+        let memory_for = |cpus: usize| {
+            engine
+                .hal
+                .available_memory()
+                .is_none_or(|available| job_memory.saturating_mul(cpus as u64) <= available as u64)
+        };
         let job = match workers {
             Some(workers)
-                if job.functions() >= PARALLEL_MIN_FUNCTIONS
-                    && job.body_bytes() >= PARALLEL_MIN_BODY_BYTES =>
+                if workers.cpus() > 1
+                    && job.functions() >= PARALLEL_MIN_FUNCTIONS
+                    && job.body_bytes() >= PARALLEL_MIN_BODY_BYTES
+                    && memory_for(workers.cpus()) =>
             {
                 let job = Arc::new(job);
                 let shared = Arc::clone(&job);
