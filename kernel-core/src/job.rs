@@ -19,7 +19,8 @@ use crate::wasm::env::{
     ModuleError, ModuleErrorKind, RefType, ValType, WASM2_FEATURES, WasmFeatures,
 };
 use crate::wasm::runtime::{
-    CallError, Engine, Extern, InstantiationError, LoadError, Module, RuntimeHal, Store, Val,
+    CallError, CompileWorkers, Engine, Extern, InstantiationError, LoadError, Module, RuntimeHal,
+    Store, Val,
 };
 
 /// How a job ended, as the kernel reports it: the status it powers off with (or, hosted,
@@ -123,6 +124,12 @@ pub trait RunEnvironment<'e, H: RuntimeHal> {
 
     /// The exit code when `error` is the program ending itself (`exit`), `None` for a trap.
     fn exit_code(&self, error: &CallError) -> Option<i32>;
+
+    /// The other CPUs the module's compilation may use; `None` (the default): only the
+    /// calling one.
+    fn compile_workers(&self) -> Option<&dyn CompileWorkers> {
+        None
+    }
 }
 
 impl<'e, H: RuntimeHal> RunEnvironment<'e, H> for () {
@@ -160,7 +167,8 @@ pub fn run_module<'e, H: RuntimeHal, O: JobOutput + ?Sized, E: RunEnvironment<'e
         None => report_trap(error, output).code(),
     };
     let path = &request.path;
-    let module = match Module::new(engine, &request.module, WASM2_FEATURES) {
+    let workers = environment.compile_workers();
+    let module = match Module::new_with(engine, &request.module, WASM2_FEATURES, workers) {
         Ok(module) => module,
         Err(error) => {
             output.err(&format!("error: {path}: {error}"));

@@ -417,7 +417,7 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
             kernel.engine(),
             &request,
             &output,
-            &ProgramEnvironment(process),
+            &ProgramEnvironment::new(process),
         );
         ProcessExit::Code(i32::from(code))
     })
@@ -432,7 +432,7 @@ fn batch_job<H: KernelHal>(requests: Vec<RunRequest>) -> ProcessMain<H> {
             kernel.engine(),
             &requests,
             &ConsoleOutput(kernel.hal()),
-            &ProgramEnvironment(process),
+            &ProgramEnvironment::new(process),
         );
         ProcessExit::Code(i32::from(status.code()))
     })

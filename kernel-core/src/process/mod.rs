@@ -18,6 +18,7 @@
 
 mod handles;
 pub mod program;
+pub mod workers;
 
 pub use handles::HandleTable;
 
@@ -160,6 +161,9 @@ pub struct Process<H: KernelHal> {
     /// first WASI call from the kernel's WASI state (so that processes that never use
     /// WASI, and the spawn benchmarks, pay nothing for it).
     wasi: RefCell<Option<WasiState>>,
+    /// Whether it is a task of the kernel's own ([`Process::spawn_task`]): no pid, no
+    /// exit line, no exit status.
+    kernel_task: bool,
 }
 
 // Safety: a process is used by one CPU at a time: the CPU running it (its own code, on its
@@ -207,6 +211,36 @@ impl<H: KernelHal> Process<H> {
         main: ProcessMain<H>,
         handles: Vec<ChannelEnd<H>>,
     ) -> Result<u32, (SpawnError, Vec<ChannelEnd<H>>)> {
+        Self::spawn_inner(kernel, name, stack_size, main, handles, false)
+    }
+
+    /// Makes a task of the kernel's own running `main` on a fresh stack of `stack_size`
+    /// bytes, and queues it: scheduled like any process (so it runs on whichever CPU is
+    /// free), but it has pid 0 and no handles, and its end is neither printed nor counted
+    /// as an exit status (a compile helper, [`workers`]).
+    ///
+    /// # Errors
+    /// [`SpawnError::OutOfMemory`] when its stack cannot be had.
+    pub fn spawn_task(
+        kernel: &'static Kernel<H>,
+        name: &str,
+        stack_size: usize,
+        main: ProcessMain<H>,
+    ) -> Result<(), SpawnError> {
+        Self::spawn_inner(kernel, name, stack_size, main, Vec::new(), true)
+            .map(drop)
+            .map_err(|(error, _)| error)
+    }
+
+    /// [`Process::spawn`] or [`Process::spawn_task`].
+    fn spawn_inner(
+        kernel: &'static Kernel<H>,
+        name: &str,
+        stack_size: usize,
+        main: ProcessMain<H>,
+        handles: Vec<ChannelEnd<H>>,
+        kernel_task: bool,
+    ) -> Result<u32, (SpawnError, Vec<ChannelEnd<H>>)> {
         let hal = kernel.hal();
         let mut table = HandleTable::new(kernel.options().max_handles as usize);
         if !table.has_room(handles.len()) {
@@ -220,7 +254,11 @@ impl<H: KernelHal> Process<H> {
             // Checked above: every handle fits, under the numbers 0, 1, ... in order.
             let _ = table.insert(handle);
         }
-        let pid = kernel.next_pid(name);
+        let pid = if kernel_task {
+            0
+        } else {
+            kernel.next_pid(name)
+        };
         let span = tracing::info_span!(
             target: "kernel_core::process",
             parent: None,
@@ -252,6 +290,7 @@ impl<H: KernelHal> Process<H> {
             epoch_deadline: Cell::new(None),
             span,
             wasi: RefCell::new(None),
+            kernel_task,
         });
         let process = NonNull::from(Box::leak(process));
         let entry_arg = process.as_ptr() as usize;
@@ -476,7 +515,9 @@ impl<H: KernelHal> Process<H> {
             cpu_time_ns = self.cpu_time_ns.get(),
             "exited"
         );
-        self.kernel.process_ended(self.pid, &self.name, &exit);
+        if !self.kernel_task {
+            self.kernel.process_ended(self.pid, &self.name, &exit);
+        }
     }
 }
 

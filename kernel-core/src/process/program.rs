@@ -5,11 +5,12 @@ use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use super::workers::ProcessWorkers;
 use super::{Process, ProcessExit, ProcessMain};
 use crate::KernelHal;
 use crate::job::RunEnvironment;
 use crate::syscall;
-use crate::wasm::runtime::{CallError, Extern, InstantiationError, Module, Store};
+use crate::wasm::runtime::{CallError, CompileWorkers, Extern, InstantiationError, Module, Store};
 
 /// The main function of a process running `module`.
 pub fn main<H: KernelHal>(module: Module<'static, H>) -> ProcessMain<H> {
@@ -44,7 +45,19 @@ pub fn exit_for_error<H: KernelHal>(process: &Process<H>, error: CallError) -> P
 
 /// The `sim run` job's connection to its process: the syscalls, the process's stack and
 /// epoch handler, and `exit` as an ordinary end.
-pub struct ProgramEnvironment<H: KernelHal>(pub &'static Process<H>);
+pub struct ProgramEnvironment<H: KernelHal>(
+    /// The job's process.
+    pub &'static Process<H>,
+    /// Its compile helpers.
+    pub ProcessWorkers<H>,
+);
+
+impl<H: KernelHal> ProgramEnvironment<H> {
+    /// The environment of the job running in `process`.
+    pub fn new(process: &'static Process<H>) -> Self {
+        Self(process, ProcessWorkers(process))
+    }
+}
 
 impl<H: KernelHal> RunEnvironment<'static, H> for ProgramEnvironment<H> {
     fn link(
@@ -61,6 +74,10 @@ impl<H: KernelHal> RunEnvironment<'static, H> for ProgramEnvironment<H> {
             ProcessExit::Code(code) => Some(code),
             _ => None,
         }
+    }
+
+    fn compile_workers(&self) -> Option<&dyn CompileWorkers> {
+        Some(&self.1)
     }
 }
 

@@ -86,7 +86,7 @@ pub(super) fn translate_function(
         let builder = FunctionBuilder::new(&mut func, builder_context);
         let mut translator = FuncTranslator::new(env, builder, srcloc(body_offset)?);
         translator.declare_locals(&body)?;
-        translator.begin_epoch_checks()?;
+        translator.begin_epoch_checks(super::epoch::CheckPoints::of(&body)?)?;
         translator.push_function_frame(&results);
         let mut operators = body.get_operators_reader()?;
         while !operators.eof() {

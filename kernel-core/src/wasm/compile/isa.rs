@@ -49,8 +49,40 @@ pub fn has_simd_unit(features: IsaFeatures) -> bool {
 /// [`CompileError::Isa`] when this build of kernel-core has no backend for `isa` (the
 /// riscv64 kernel carries only its own) or Cranelift refuses a setting.
 pub fn target_isa_with(isa: Isa, features: IsaFeatures) -> Result<OwnedTargetIsa, CompileError> {
+    target_isa_for(isa, features, Regalloc::Backtracking)
+}
+
+/// Which register allocator a target uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Regalloc {
+    /// Cranelift's default, the backtracking allocator: the best code, but its time grows
+    /// faster than linearly with the values live at once (a function keeping 59 000
+    /// values live across a call took 1.6 s of CPU time to compile hosted).
+    Backtracking,
+    /// The single-pass allocator: more moves and spills, compile time linear in the
+    /// function's size (the same function in 0.23 s). For very large functions only
+    /// ([`super::job`]).
+    SinglePass,
+}
+
+/// [`target_isa_with`] with the register allocator `regalloc`.
+///
+/// # Errors
+/// As [`target_isa_with`].
+pub(super) fn target_isa_for(
+    isa: Isa,
+    features: IsaFeatures,
+    regalloc: Regalloc,
+) -> Result<OwnedTargetIsa, CompileError> {
     let mut shared = settings::builder();
-    let shared_settings: [(&str, &str); 8] = [
+    let shared_settings: [(&str, &str); 9] = [
+        (
+            "regalloc_algorithm",
+            match regalloc {
+                Regalloc::Backtracking => "backtracking",
+                Regalloc::SinglePass => "single_pass",
+            },
+        ),
         ("opt_level", "speed"),
         ("preserve_frame_pointers", "true"),
         ("enable_probestack", "false"),

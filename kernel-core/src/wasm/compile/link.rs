@@ -19,6 +19,7 @@ use crate::wasm::trap::Trap;
 const ALIGNMENT: usize = 16;
 
 /// A call to patch.
+#[derive(Clone)]
 pub(super) struct Relocation {
     /// Where the patch goes, relative to the start of the calling function.
     pub offset: u32,
@@ -31,6 +32,7 @@ pub(super) struct Relocation {
 }
 
 /// One compiled function or trampoline, before layout.
+#[derive(Clone)]
 pub(super) struct Artifact {
     /// Its machine code.
     pub code: Vec<u8>,

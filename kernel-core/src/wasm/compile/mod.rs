@@ -38,6 +38,7 @@
 //! | `bulk` | bulk memory and table operations, calls to the runtime's builtins |
 //! | `simd` | the fixed-width SIMD operators on `v128` |
 //! | `trampolines` | array shims, wasm-to-host trampolines, the entry trampoline |
+//! | `job` | one module's compilation, shared by the CPUs that work on it |
 //! | `link` | laying the blob out and patching calls |
 
 mod bulk;
@@ -48,6 +49,7 @@ mod epoch;
 mod func_translator;
 mod inspect;
 mod isa;
+mod job;
 mod link;
 mod memory;
 mod numeric;
@@ -60,7 +62,6 @@ mod variables;
 #[cfg(test)]
 mod tests;
 
-use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -72,14 +73,14 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::{CodegenError, FinalizedRelocTarget};
 use cranelift_frontend::FunctionBuilderContext;
 
-use self::environ::ModuleEnvironment;
 pub use self::inspect::{FunctionListing, inspect_function};
 pub use self::isa::{has_simd_unit, target_isa, target_isa_with};
+pub use self::job::{CompileInputs, CompileJob, TrampolineCache};
 use self::link::{Artifact, Relocation};
 pub use self::traps::{trap_code, trap_from_code};
 use crate::hal::{Isa, IsaFeatures};
 use crate::wasm::env::{FuncType, ModuleInfo, VMShape};
-use crate::wasm::indices::{FuncIndex, TypeIndex};
+use crate::wasm::indices::FuncIndex;
 use crate::wasm::trap::Trap;
 
 /// A compiled module: native code for every defined function and for the trampolines of
@@ -272,69 +273,14 @@ pub fn compile_module_for(
     wasm: &[u8],
     shape: &VMShape,
 ) -> Result<CompiledModule, CompileError> {
-    let target = target_isa_with(isa, features)?;
-    let env = ModuleEnvironment::new(module, shape, &*target, options)?;
-    let mut compiler = Compiler::new(&*target);
-
-    let defined = module.num_defined_functions() as usize;
-    if module.function_bodies.len() != defined {
-        return Err(CompileError::invalid(alloc::format!(
-            "{} function bodies for {defined} defined functions",
-            module.function_bodies.len()
-        )));
-    }
-    let mut functions = Vec::with_capacity(defined);
-    for (defined_index, range) in module.function_bodies.iter().enumerate() {
-        let func_index = FuncIndex::from_u32(
-            module
-                .num_imported_functions
-                .checked_add(u32::try_from(defined_index).map_err(|_| too_many())?)
-                .ok_or_else(too_many)?,
-        );
-        let body = wasm.get(range.clone()).ok_or_else(|| {
-            CompileError::invalid(alloc::format!(
-                "body of function {func_index} lies outside the module binary"
-            ))
-        })?;
-        let func = func_translator::translate_function(
-            &env,
-            func_index,
-            body,
-            range.start,
-            &mut compiler.builder_context,
-        )?;
-        functions.push(compiler.compile(func, Some(func_index))?);
-    }
-
-    // One shim and one host trampoline per distinct function type.
-    let mut distinct: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-    let mut type_slot = Vec::with_capacity(module.types.len());
-    let mut shims = Vec::new();
-    let mut host_trampolines = Vec::new();
-    for (index, ty) in module.types.iter().enumerate() {
-        let key = type_key(ty);
-        let next = shims.len();
-        let slot = *distinct.entry(key).or_insert(next);
-        if slot == next {
-            let type_index = TypeIndex::from_u32(u32::try_from(index).map_err(|_| too_many())?);
-            let shim = trampolines::array_shim(&env, type_index, &mut compiler.builder_context)?;
-            shims.push(compiler.compile(shim, None)?);
-            let host = trampolines::wasm_to_host(&env, type_index, &mut compiler.builder_context)?;
-            host_trampolines.push(compiler.compile(host, None)?);
-        }
-        type_slot.push(slot);
-    }
-    let entry = trampolines::entry_trampoline(&*target, &mut compiler.builder_context)?;
-    let entry = compiler.compile(entry, None)?;
-
-    link::link(
-        functions,
-        shims,
-        host_trampolines,
-        &type_slot,
-        entry,
-        module,
-    )
+    let inputs = CompileInputs {
+        module: module.clone(),
+        shape: shape.clone(),
+        wasm: wasm.into(),
+    };
+    let job = CompileJob::new(isa, features, options, inputs)?;
+    job.work();
+    job.finish(None).map(|(compiled, _)| compiled)
 }
 
 /// A sort key identifying a function type: its parameter and result types.
@@ -381,6 +327,17 @@ impl<'a> Compiler<'a> {
     /// Compiles one function to machine code, keeping what linking needs.
     fn compile(
         &mut self,
+        func: ir::Function,
+        wasm_function: Option<FuncIndex>,
+    ) -> Result<Artifact, CompileError> {
+        self.compile_for(self.isa, func, wasm_function)
+    }
+
+    /// [`Compiler::compile`] for `isa` (the same ISA with other settings, see
+    /// `job::LARGE_FUNCTION`).
+    fn compile_for(
+        &mut self,
+        isa: &dyn TargetIsa,
         mut func: ir::Function,
         wasm_function: Option<FuncIndex>,
     ) -> Result<Artifact, CompileError> {
@@ -393,7 +350,7 @@ impl<'a> Compiler<'a> {
         }
         self.context.clear();
         self.context.func = func;
-        if let Err(error) = self.context.compile(self.isa, &mut ControlPlane::default()) {
+        if let Err(error) = self.context.compile(isa, &mut ControlPlane::default()) {
             let message = match &error.inner {
                 CodegenError::Verifier(errors) => {
                     cranelift_codegen::print_errors::pretty_verifier_error(

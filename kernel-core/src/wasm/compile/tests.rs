@@ -678,3 +678,185 @@ fn deep_nesting_and_many_locals() {
     );
     compile_both(&wat);
 }
+
+/// A module of `count` functions of several shapes that call each other; those at
+/// `failing` use tail calls, which the compiler does not implement.
+fn many_functions(count: usize, failing: &[usize]) -> String {
+    let mut wat = String::from("(module (memory 1) (table 4 funcref)");
+    for index in 0..count {
+        let body = match index % 4 {
+            _ if failing.contains(&index) => "(return_call 0 (local.get 0))".into(),
+            0 => alloc::format!("(i32.add (local.get 0) (i32.const {index}))"),
+            1 => alloc::format!(
+                "(loop $l (br_if $l (i32.lt_u (local.tee 0 (i32.add (local.get 0) (i32.const 1))) (i32.const {index})))) (i32.load (local.get 0))"
+            ),
+            2 => String::from(
+                "(call_indirect (param i32) (result i32) (local.get 0) (i32.rem_u (local.get 0) (i32.const 4)))",
+            ),
+            _ => alloc::format!(
+                "(call {}  (i32.div_s (local.get 0) (i32.const 3)))",
+                index / 2
+            ),
+        };
+        wat.push_str(&alloc::format!("(func (param i32) (result i32) {body})"));
+    }
+    wat.push(')');
+    wat
+}
+
+/// The same module compiled by one CPU and by several threads at once (each taking
+/// functions as they come, so which thread compiles which function varies from run to
+/// run) gives identical code, byte for byte, and identical tables.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
+fn parallel_compile_is_identical_to_sequential() {
+    let wasm = wat::parse_str(many_functions(400, &[])).expect("valid text");
+    let module = translate(&wasm, WASM2_FEATURES).expect("valid module");
+    let shape = VMShape::for_module(&module).expect("layout");
+    for isa in ISAS {
+        let sequential = compile_module(isa, CompileOptions::default(), &module, &wasm, &shape)
+            .expect("sequential compile");
+        for threads in [2, 4] {
+            let job = std::sync::Arc::new(
+                CompileJob::new(
+                    isa,
+                    IsaFeatures::WITH_128_BIT_VECTORS,
+                    CompileOptions::default(),
+                    CompileInputs {
+                        module: module.clone(),
+                        shape: shape.clone(),
+                        wasm: wasm.clone().into(),
+                    },
+                )
+                .expect("job"),
+            );
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let job = std::sync::Arc::clone(&job);
+                    std::thread::spawn(move || job.work())
+                })
+                .collect();
+            for handle in handles {
+                handle.join().expect("worker");
+            }
+            let job = std::sync::Arc::try_unwrap(job).ok().expect("workers done");
+            let (parallel, _) = job.finish(None).expect("parallel compile");
+            assert_eq!(parallel.code, sequential.code, "{isa}, {threads} threads");
+            assert_eq!(parallel, sequential, "{isa}, {threads} threads");
+        }
+    }
+}
+
+/// A failing function stops a parallel compile with the error a sequential one gives:
+/// that of the lowest-numbered failing function.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
+fn parallel_compile_reports_the_first_failure() {
+    let wasm = wat::parse_str(many_functions(300, &[150, 151, 290])).expect("valid text");
+    let module =
+        translate(&wasm, WASM2_FEATURES.union(WasmFeatures::TAIL_CALL)).expect("valid module");
+    let shape = VMShape::for_module(&module).expect("layout");
+    let features = IsaFeatures::BASE;
+    let sequential = compile_module_for(
+        Isa::Riscv64,
+        features,
+        CompileOptions::default(),
+        &module,
+        &wasm,
+        &shape,
+    );
+    let job = std::sync::Arc::new(
+        CompileJob::new(
+            Isa::Riscv64,
+            features,
+            CompileOptions::default(),
+            CompileInputs {
+                module: module.clone(),
+                shape: shape.clone(),
+                wasm: wasm.clone().into(),
+            },
+        )
+        .expect("job"),
+    );
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let job = std::sync::Arc::clone(&job);
+            std::thread::spawn(move || job.work())
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("worker");
+    }
+    let job = std::sync::Arc::try_unwrap(job).ok().expect("workers done");
+    let parallel = job.finish(None).map(|(compiled, _)| compiled);
+    assert!(
+        matches!(&sequential, Err(CompileError::Unsupported(message)) if message.contains("ReturnCall")),
+        "{sequential:?}"
+    );
+    assert_eq!(parallel, sequential);
+}
+
+/// Compiles `wasm` for `isa` on one CPU, with `cache` for the trampolines.
+fn compile_cached(wasm: &[u8], isa: Isa, cache: Option<&TrampolineCache>) -> CompiledModule {
+    let module = translate(wasm, WASM2_FEATURES).expect("valid module");
+    let shape = VMShape::for_module(&module).expect("layout");
+    let job = CompileJob::new(
+        isa,
+        IsaFeatures::WITH_128_BIT_VECTORS,
+        CompileOptions::default(),
+        CompileInputs {
+            module,
+            shape,
+            wasm: wasm.into(),
+        },
+    )
+    .expect("job");
+    job.finish(cache).expect("compile").0
+}
+
+/// Trampolines taken from an engine's cache (compiled for an earlier module) give the
+/// blob a compile without the cache gives, byte for byte; the cache keeps one pair per
+/// distinct type; and a cache made for one ISA is not used for another.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "compiles with Cranelift: 20 s to minutes a test under Miri"
+)]
+fn cached_trampolines_are_identical_to_fresh_ones() {
+    let first = wat::parse_str(
+        "(module (func (param i32) (result i32) local.get 0)
+                 (func (param f64 i64) (result i32 f32) i32.const 1 f32.const 2))",
+    )
+    .expect("valid text");
+    let second = wat::parse_str(
+        "(module (type (func (param f64 i64) (result i32 f32)))
+                 (import \"m\" \"f\" (func (param i64)))
+                 (func (param i32) (result i32) (i32.add (local.get 0) (i32.const 1))))",
+    )
+    .expect("valid text");
+    for isa in ISAS {
+        let cache = TrampolineCache::new();
+        compile_cached(&first, isa, Some(&cache));
+        assert_eq!(cache.types(), 2, "{isa}");
+        let cached = compile_cached(&second, isa, Some(&cache));
+        assert_eq!(cache.types(), 3, "{isa}: one new type");
+        let fresh = compile_cached(&second, isa, None);
+        assert_eq!(cached, fresh, "{isa}");
+        check_invariants(&cached, isa);
+    }
+    let cache = TrampolineCache::new();
+    compile_cached(&first, Isa::X86_64, Some(&cache));
+    let riscv = compile_cached(&second, Isa::Riscv64, Some(&cache));
+    assert_eq!(riscv, compile_cached(&second, Isa::Riscv64, None));
+    assert_eq!(
+        cache.types(),
+        2,
+        "the riscv64 compile did not use the x86-64 cache"
+    );
+}

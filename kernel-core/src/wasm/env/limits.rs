@@ -9,9 +9,10 @@
 //! the limit.
 //!
 //! With the default limits the costliest function a module can hold compiles in a bounded
-//! budget; the README's "Limits" section gives the measured worst cases. Functions are
-//! compiled one at a time, so the budget does not grow with the number of functions (the
-//! code and tables kept for the module do, linearly).
+//! budget; the README's "Limits" section gives the measured worst cases. Each CPU compiles
+//! one function at a time, so the budget does not grow with the number of functions (the
+//! code and tables kept for the module do, linearly); a module is compiled on several
+//! CPUs at once only when the memory free covers the estimate once per CPU.
 
 /// The limits each function of a module must keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,13 +11,35 @@ use core::ptr::NonNull;
 use super::code::{CodeInfo, FunctionCode};
 use super::trap_handler::handle_trap;
 use crate::hal::{Cpus, MemoryError, Protection, Traps, VirtualMemory};
-use crate::wasm::compile::{CompileError, CompileOptions, compile_module_for, has_simd_unit};
+use crate::wasm::compile::{
+    CompileError, CompileInputs, CompileJob, CompileOptions, TrampolineCache, has_simd_unit,
+};
 use crate::wasm::env::{LayoutError, ModuleError, ModuleInfo, VMShape, WasmFeatures, translate};
 
 /// The platform services the WebAssembly runtime needs.
 pub trait RuntimeHal: VirtualMemory + Traps + Cpus {}
 
 impl<H: VirtualMemory + Traps + Cpus> RuntimeHal for H {}
+
+/// The other CPUs a module's compilation may use. The kernel implements it with its
+/// scheduler (one compile task per CPU, see `crate::process::workers`), so that compiling
+/// works the same on every platform; without it a module compiles on the calling CPU.
+pub trait CompileWorkers {
+    /// How many CPUs [`CompileWorkers::run_everywhere`] may run `work` on at once, the
+    /// calling one included.
+    fn cpus(&self) -> usize;
+
+    /// Calls `work` on the calling CPU and, at the same time, on as many other CPUs as can
+    /// help, and returns once every one of those calls has returned and dropped its `work`.
+    fn run_everywhere(&self, work: Arc<dyn Fn() + Send + Sync>);
+}
+
+/// Modules smaller than this (bytes of function bodies) compile on the calling CPU alone:
+/// starting helpers would cost more than they save.
+const PARALLEL_MIN_BODY_BYTES: usize = 16 * 1024;
+
+/// Modules with fewer defined functions than this compile on the calling CPU alone.
+const PARALLEL_MIN_FUNCTIONS: usize = 16;
 
 /// Settings of an engine.
 #[derive(Debug, Clone, Copy)]
@@ -44,13 +66,19 @@ impl Default for EngineConfig {
 pub struct Engine<H: RuntimeHal> {
     hal: H,
     config: EngineConfig,
+    /// The trampolines compiled so far, for every module of this engine.
+    trampolines: TrampolineCache,
 }
 
 impl<H: RuntimeHal> Engine<H> {
     /// Makes an engine and installs the runtime's trap handler in the HAL.
     pub fn new(hal: H, config: EngineConfig) -> Self {
         hal.install_trap_handler(handle_trap);
-        Self { hal, config }
+        Self {
+            hal,
+            config,
+            trampolines: TrampolineCache::new(),
+        }
     }
 
     /// The platform.
@@ -168,8 +196,8 @@ impl<H: RuntimeHal> Clone for Module<'_, H> {
 }
 
 impl<'e, H: RuntimeHal> Module<'e, H> {
-    /// Validates `wasm` against `features`, compiles it for the platform's ISA and
-    /// publishes the code.
+    /// Validates `wasm` against `features`, compiles it for the platform's ISA on the
+    /// calling CPU and publishes the code.
     ///
     /// # Errors
     /// [`LoadError`] for invalid or unsupported modules and when memory runs out.
@@ -177,6 +205,21 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
         engine: &'e Engine<H>,
         wasm: &[u8],
         features: WasmFeatures,
+    ) -> Result<Self, LoadError> {
+        Self::new_with(engine, wasm, features, None)
+    }
+
+    /// [`Module::new`], compiling the functions on every CPU `workers` offers as well as
+    /// on the calling one (when the module is large enough to gain from it). The code is
+    /// identical either way.
+    ///
+    /// # Errors
+    /// As [`Module::new`].
+    pub fn new_with(
+        engine: &'e Engine<H>,
+        wasm: &[u8],
+        features: WasmFeatures,
+        workers: Option<&dyn CompileWorkers>,
     ) -> Result<Self, LoadError> {
         let started =
             tracing::enabled!(target: "kernel_core::wasm::compile", tracing::Level::DEBUG)
@@ -205,15 +248,51 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             )));
         }
         let shape = VMShape::for_module(&info).map_err(LoadError::Layout)?;
-        let compiled = compile_module_for(
-            isa,
-            isa_features,
-            engine.config.compile,
-            &info,
+        let job_memory = info.compile_memory;
+        let inputs = CompileInputs {
+            module: info,
+            shape,
+            wasm: wasm.into(),
+        };
+        let job = CompileJob::new(isa, isa_features, engine.config.compile, inputs)
+            .map_err(LoadError::Compile)?;
+        // Each CPU compiling at once may need the memory of the largest function: with
+        // too little free for all of them, the module compiles on one CPU.
+        let memory_for = |cpus: usize| {
+            engine
+                .hal
+                .available_memory()
+                .is_none_or(|available| job_memory.saturating_mul(cpus as u64) <= available as u64)
+        };
+        let job = match workers {
+            Some(workers)
+                if workers.cpus() > 1
+                    && job.functions() >= PARALLEL_MIN_FUNCTIONS
+                    && job.body_bytes() >= PARALLEL_MIN_BODY_BYTES
+                    && memory_for(workers.cpus()) =>
+            {
+                let job = Arc::new(job);
+                let shared = Arc::clone(&job);
+                workers.run_everywhere(Arc::new(move || shared.work()));
+                // Every helper has dropped its reference (`run_everywhere`'s promise);
+                // one that had not would only cost the parallel part: `finish` compiles
+                // what is left.
+                Arc::try_unwrap(job).map_err(|_| {
+                    LoadError::Compile(CompileError::Codegen(
+                        "a compile helper kept the module".into(),
+                    ))
+                })?
+            }
+            _ => job,
+        };
+        let (compiled, inputs) = job
+            .finish(Some(&engine.trampolines))
+            .map_err(LoadError::Compile)?;
+        let CompileInputs {
+            module: info,
+            shape,
             wasm,
-            &shape,
-        )
-        .map_err(LoadError::Compile)?;
+        } = inputs;
         let hal = &engine.hal;
         let page = hal.page_size();
         let len = compiled.code.len().max(1).div_ceil(page) * page;
@@ -272,7 +351,7 @@ impl<'e, H: RuntimeHal> Module<'e, H> {
             array_shims: compiled.array_shims.iter().map(address).collect(),
             wasm_to_host: compiled.wasm_to_host.iter().map(address).collect(),
             entry: address(&compiled.entry_trampoline),
-            wasm: wasm.into(),
+            wasm,
             info,
             shape,
             code,

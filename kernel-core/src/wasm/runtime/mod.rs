@@ -27,7 +27,7 @@ pub mod trap_handler;
 mod values;
 
 pub use code::{CodeInfo, FrameInfo, MAX_NAME_CHARS, escape_name};
-pub use engine::{Engine, EngineConfig, LoadError, Module, RuntimeHal};
+pub use engine::{CompileWorkers, Engine, EngineConfig, LoadError, Module, RuntimeHal};
 pub use host::{Caller, HostCallback};
 pub use store::{
     BacktraceFrame, CallError, Extern, Func, GlobalId, HostFuncId, InstanceId, InstantiationError,
