@@ -29,7 +29,7 @@ pub fn large_module(count: usize, start: bool) -> Vec<u8> {
         };
         writeln!(
             text,
-            r#"  (func $f{index} (export "f{index}") (type $t) (local $i i32) (local $acc i32) (local $x f64)
+            r#"  (func $f{index} (export "f{index}") (type $t) (param $a i32) (param $b i32) (result i32) (local $i i32) (local $acc i32) (local $x f64)
     (local.set $acc (i32.const {c0}))
     (block $done
       (loop $next
@@ -49,6 +49,8 @@ pub fn large_module(count: usize, start: bool) -> Vec<u8> {
     (if (i32.eqz (i32.and (local.get $a) (i32.const 255)))
       (then (local.set $acc (i32.add (local.get $acc)
         (call_indirect (type $t) (local.get $acc) (i32.const 1) (i32.and (local.get $a) (i32.const 63)))))))
+    (local.set $acc (i32.xor (local.get $acc) (i32.const {c7})))
+    (global.set $g (i32.wrap_i64 (i64.mul (i64.extend_i32_u (local.get $acc)) (i64.const {c6}))))
     (i32.add (local.get $acc) (i32.trunc_f64_s (f64.min (local.get $x) (f64.const 1e9)))))"#,
             c0 = k.wrapping_mul(2654435761) >> 8,
             c1 = k % 97 + 3,
@@ -56,6 +58,8 @@ pub fn large_module(count: usize, start: bool) -> Vec<u8> {
             off2 = (k % 32) * 8,
             c2 = k % 251,
             c3 = k.wrapping_mul(40503),
+            c6 = k.wrapping_mul(2246822519) >> 4,
+            c7 = k % 64,
             c4 = k % 31 + 1,
             c5 = k.wrapping_mul(977) & 0xfffff,
         )
@@ -66,5 +70,41 @@ pub fn large_module(count: usize, start: bool) -> Vec<u8> {
         write!(text, " $f{index}").expect("writing to a string");
     }
     text.push_str("))\n");
-    wat::parse_str(&text).expect("the generated module parses")
+    let wasm = wat::parse_str(&text).expect("the generated module parses");
+    without_names(&wasm)
+}
+
+/// `wasm` without its `name` custom section (the text's `$` names), as compilers emit
+/// release builds.
+fn without_names(wasm: &[u8]) -> Vec<u8> {
+    let mut out = wasm[..8].to_vec();
+    let mut at = 8;
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        at += 1;
+        let (size, width) = leb_u32(&wasm[at..]);
+        at += width;
+        let end = at + size as usize;
+        let (name_len, name_width) = leb_u32(&wasm[at..]);
+        let is_names =
+            id == 0 && &wasm[at + name_width..at + name_width + name_len as usize] == b"name";
+        if !is_names {
+            out.extend_from_slice(&wasm[start..end]);
+        }
+        at = end;
+    }
+    out
+}
+
+/// An unsigned LEB128 number and its width in bytes.
+fn leb_u32(bytes: &[u8]) -> (u32, usize) {
+    let mut value = 0u32;
+    for (index, byte) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return (value, index + 1);
+        }
+    }
+    (value, 5)
 }

@@ -40,7 +40,11 @@ pub fn compile(wasm: &[u8]) -> Result<Duration, String> {
     Ok(elapsed)
 }
 
-fn export(store: &Store<'static, HostedHal>, instance: InstanceId, name: &str) -> Result<Func, String> {
+fn export(
+    store: &Store<'static, HostedHal>,
+    instance: InstanceId,
+    name: &str,
+) -> Result<Func, String> {
     match store.export(instance, name) {
         Some(Extern::Func(func)) => Ok(func),
         _ => Err(format!("no exported function {name}")),
@@ -86,7 +90,9 @@ impl Instance {
         let func = export(&self.store, self.instance, name)?;
         let start = Instant::now();
         for _ in 0..iters {
-            self.store.call(func, &[]).map_err(|error| error.to_string())?;
+            self.store
+                .call(func, &[])
+                .map_err(|error| error.to_string())?;
         }
         Ok(start.elapsed() / iters)
     }
@@ -160,29 +166,31 @@ pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
         let (wasi, stop) = (Rc::clone(&wasi), Rc::clone(&stop));
         let func = store.new_host_func(
             ty,
-            Box::new(move |caller: &mut Caller<'_>, args: &[Val], out: &mut [Val]| {
-                let args: Vec<i64> = args
-                    .iter()
-                    .map(|arg| match arg {
-                        Val::I32(value) => i64::from(*value),
-                        Val::I64(value) => *value,
-                        _ => 0,
-                    })
-                    .collect();
-                match wasi.borrow_mut().call(caller, m, n, &args) {
-                    Ok(result) => {
-                        if let (Some(value), Some(slot)) = (result, out.first_mut()) {
-                            *slot = Val::I32(value);
+            Box::new(
+                move |caller: &mut Caller<'_>, args: &[Val], out: &mut [Val]| {
+                    let args: Vec<i64> = args
+                        .iter()
+                        .map(|arg| match arg {
+                            Val::I32(value) => i64::from(*value),
+                            Val::I64(value) => *value,
+                            _ => 0,
+                        })
+                        .collect();
+                    match wasi.borrow_mut().call(caller, m, n, &args) {
+                        Ok(result) => {
+                            if let (Some(value), Some(slot)) = (result, out.first_mut()) {
+                                *slot = Val::I32(value);
+                            }
+                            Ok(())
                         }
-                        Ok(())
+                        Err(error) => {
+                            let message = format!("{error:?}");
+                            *stop.borrow_mut() = Some(error);
+                            Err(message)
+                        }
                     }
-                    Err(error) => {
-                        let message = format!("{error:?}");
-                        *stop.borrow_mut() = Some(error);
-                        Err(message)
-                    }
-                }
-            }),
+                },
+            ),
         );
         imports.push(Extern::Func(func));
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml -- [--runs N] [--quick]
-//!     [--only compute,sightglass,compile,api,kernel,qemu] [--sightglass DIR]
+//!     [--only compute,sightglass,compile,api,kernel,qemu,sizes] [--sightglass DIR]
 //!     [--sim PATH --kernel PATH]
 //! ```
 //!
@@ -56,6 +56,8 @@ struct Args {
     sightglass: Option<PathBuf>,
     sim: PathBuf,
     kernel: PathBuf,
+    dump: Option<(String, PathBuf)>,
+    wasm: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,11 +67,16 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         only: None,
         sightglass: None,
-        sim: [root.join("target/release/sim"), root.join("target/debug/sim")]
-            .into_iter()
-            .find(|path| path.is_file())
-            .unwrap_or_else(|| root.join("target/release/sim")),
+        sim: [
+            root.join("target/release/sim"),
+            root.join("target/debug/sim"),
+        ]
+        .into_iter()
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| root.join("target/release/sim")),
         kernel: root.join("target/riscv64gc-unknown-none-elf/release/hal-riscv"),
+        dump: None,
+        wasm: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -90,10 +97,15 @@ fn parse_args() -> Result<Args, String> {
             "--sightglass" => args.sightglass = Some(PathBuf::from(value("--sightglass")?)),
             "--sim" => args.sim = PathBuf::from(value("--sim")?),
             "--kernel" => args.kernel = PathBuf::from(value("--kernel")?),
+            "--wasm" => args.wasm = Some(PathBuf::from(value("--wasm")?)),
+            "--dump" => {
+                let export = value("--dump")?;
+                args.dump = Some((export, PathBuf::from(value("--dump")?)));
+            }
             "-h" | "--help" => {
                 println!(
-                    "compare [--runs N] [--quick] [--only compute,sightglass,compile,api,kernel,qemu] \
-                     [--sightglass DIR] [--sim PATH] [--kernel PATH]"
+                    "compare [--runs N] [--quick] [--only compute,sightglass,compile,api,kernel,qemu,sizes] \
+                     [--sightglass DIR] [--sim PATH] [--kernel PATH] [--dump EXPORT|INDEX DIR [--wasm FILE]]"
                 );
                 std::process::exit(0);
             }
@@ -162,34 +174,64 @@ const PEERS: [Peer; 4] = [Peer::Kc, Peer::Wasmtime, Peer::Wasmi, Peer::Native];
 /// A runner of one row for one peer: the measured time, or why it failed.
 type Runner<'a> = Box<dyn FnMut(Peer) -> Result<Duration, String> + 'a>;
 
-/// Runs `runner` for every peer, `runs` times in turn; a peer whose first run took longer
-/// than `slow` runs only once (marked in the table). Returns each peer's median, or its
-/// error.
-fn measure_row(
-    runs: usize,
-    slow: Duration,
-    mut runner: Runner<'_>,
-) -> [(Result<Duration, String>, usize); 4] {
-    let mut samples: [Vec<Duration>; 4] = Default::default();
-    let mut errors: [Option<String>; 4] = Default::default();
+/// One peer's measurements of a row: every run's time in run order, or why it failed.
+struct Cell {
+    samples: Vec<Duration>,
+    error: Option<String>,
+}
+
+impl Cell {
+    fn median(&self) -> Option<Duration> {
+        if self.error.is_some() || self.samples.is_empty() {
+            return None;
+        }
+        Some(median(&mut self.samples.clone()))
+    }
+}
+
+/// Runs `runner` for every peer, `runs` times in turn. wasmi alone, when its first run
+/// took longer than `slow`, runs only once (marked in the table): the interpreter's
+/// heavy rows would otherwise take minutes each.
+fn measure_row(runs: usize, slow: Duration, mut runner: Runner<'_>) -> [Cell; 4] {
+    let mut cells: [Cell; 4] = std::array::from_fn(|_| Cell {
+        samples: Vec::new(),
+        error: None,
+    });
     for run in 0..runs {
         for (index, peer) in PEERS.into_iter().enumerate() {
-            if errors[index].is_some() || (run > 0 && samples[index].first().is_some_and(|t| *t > slow)) {
+            let cell = &mut cells[index];
+            let too_slow = peer == Peer::Wasmi && cell.samples.first().is_some_and(|t| *t > slow);
+            if cell.error.is_some() || (run > 0 && too_slow) {
                 continue;
             }
             match runner(peer) {
-                Ok(time) => samples[index].push(time),
-                Err(error) => errors[index] = Some(error),
+                Ok(time) => cell.samples.push(time),
+                Err(error) => cell.error = Some(error),
             }
         }
     }
-    std::array::from_fn(|index| {
-        let count = samples[index].len();
-        match errors[index].take() {
-            Some(error) => (Err(error), count),
-            None => (Ok(median(&mut samples[index])), count),
+    cells
+}
+
+/// kernel-core's time over the peer's: the median of the per-run ratios when both ran
+/// every run (each pair ran back to back, so a change of load touches both), else the
+/// ratio of the medians.
+fn cell_ratio(ours: &Cell, theirs: &Cell) -> Option<f64> {
+    let (ours_median, theirs_median) = (ours.median()?, theirs.median()?);
+    if ours.samples.len() == theirs.samples.len() {
+        let mut ratios: Vec<f64> = ours
+            .samples
+            .iter()
+            .zip(&theirs.samples)
+            .filter(|(_, theirs)| !theirs.is_zero())
+            .map(|(ours, theirs)| ratio(*ours, *theirs))
+            .collect();
+        if !ratios.is_empty() {
+            ratios.sort_by(f64::total_cmp);
+            return Some(ratios[ratios.len() / 2]);
         }
-    })
+    }
+    (!theirs_median.is_zero()).then(|| ratio(ours_median, theirs_median))
 }
 
 /// Geometric means of kernel-core's ratios to Wasmtime and to native code.
@@ -200,33 +242,36 @@ struct Ratios {
     wasmi: Vec<f64>,
 }
 
-/// Appends a comparison row; returns kernel-core's ratios for the geomeans.
-fn row(table: &mut String, name: &str, cells: &[(Result<Duration, String>, usize); 4], runs: usize, ratios: &mut Ratios) {
-    let cell = |(result, count): &(Result<Duration, String>, usize)| match result {
-        Ok(time) if *count < runs => format!("{} ({count} run)", show(*time)),
-        Ok(time) => show(*time),
-        Err(error) => format!("failed: {}", error.replace('|', "/").chars().take(60).collect::<String>()),
+/// Appends a comparison row and collects kernel-core's ratios for the geomeans.
+fn row(table: &mut String, name: &str, cells: &[Cell; 4], runs: usize, ratios: &mut Ratios) {
+    let show_cell = |cell: &Cell| match (&cell.error, cell.median()) {
+        (Some(error), _) => format!(
+            "failed: {}",
+            error.replace('|', "/").chars().take(60).collect::<String>()
+        ),
+        (None, Some(time)) if cell.samples.len() < runs => {
+            format!("{} ({} run)", show(time), cell.samples.len())
+        }
+        (None, Some(time)) => show(time),
+        (None, None) => "—".into(),
     };
-    let time = |index: usize| cells[index].0.as_ref().ok().copied();
-    let kc = time(0);
-    let rel = |other: Option<Duration>, list: &mut Vec<f64>| match (kc, other) {
-        (Some(ours), Some(theirs)) if !theirs.is_zero() => {
-            let value = ratio(ours, theirs);
+    let rel = |other: &Cell, list: &mut Vec<f64>| match cell_ratio(&cells[0], other) {
+        Some(value) => {
             list.push(value);
             format!("{value:.2}x")
         }
-        _ => "—".into(),
+        None => "—".into(),
     };
-    let vs_wasmtime = rel(time(1), &mut ratios.wasmtime);
-    let vs_native = rel(time(3), &mut ratios.native);
-    let vs_wasmi = rel(time(2), &mut ratios.wasmi);
+    let vs_wasmtime = rel(&cells[1], &mut ratios.wasmtime);
+    let vs_native = rel(&cells[3], &mut ratios.native);
+    let vs_wasmi = rel(&cells[2], &mut ratios.wasmi);
     writeln!(
         table,
         "| {name} | {} | {} | {} | {} | {vs_wasmtime} | {vs_native} | {vs_wasmi} |",
-        cell(&cells[0]),
-        cell(&cells[1]),
-        cell(&cells[2]),
-        cell(&cells[3]),
+        show_cell(&cells[0]),
+        show_cell(&cells[1]),
+        show_cell(&cells[2]),
+        show_cell(&cells[3]),
     )
     .expect("writing to a string");
 }
@@ -251,7 +296,12 @@ const COMPUTE: &[(&str, &str, u32, u32)] = &[
     ("sieve: primes below", "cb_sieve", 4 << 20, 1 << 20),
     ("quicksort, i32: elements", "cb_sort", 500_000, 100_000),
     ("n-body, 5 bodies: steps", "cb_nbody", 500_000, 50_000),
-    ("hashing loop, FNV-1a over 64 KiB: rounds", "cb_hash", 300, 30),
+    (
+        "hashing loop, FNV-1a over 64 KiB: rounds",
+        "cb_hash",
+        300,
+        30,
+    ),
     ("CoreMark-like mix: iterations", "cb_mix", 5000, 500),
 ];
 
@@ -306,9 +356,12 @@ fn sightglass_dir(args: &Args) -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [root.join("../shared/ext/sightglass"), PathBuf::from("/work/shared/ext/sightglass")]
-        .into_iter()
-        .find(|dir| dir.is_dir())
+    [
+        root.join("../shared/ext/sightglass"),
+        PathBuf::from("/work/shared/ext/sightglass"),
+    ]
+    .into_iter()
+    .find(|dir| dir.is_dir())
 }
 
 /// Sightglass programs kept out of the geomeans (see [`sightglass`]).
@@ -316,7 +369,9 @@ const EXCLUDED: &[&str] = &["noop", "shootout-nestedloop"];
 
 fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), String> {
     let Some(root) = sightglass_dir(args) else {
-        out.push_str("### Sightglass\n\nNot run: no sightglass directory (pass --sightglass DIR).\n\n");
+        out.push_str(
+            "### Sightglass\n\nNot run: no sightglass directory (pass --sightglass DIR).\n\n",
+        );
         return Ok(());
     };
     let build = std::env::temp_dir().join(format!("compare-sightglass-{}", std::process::id()));
@@ -331,7 +386,11 @@ fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), Str
     let mut table = String::from(ROW_HEADER);
     let mut ratios = Ratios::default();
     for dir in dirs {
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         progress(&format!("sightglass {name}"));
         let wasm = std::fs::read(dir.join("benchmark.wasm")).map_err(|error| error.to_string())?;
         let expected = std::fs::read(dir.join("benchmark.stdout.expected")).unwrap_or_default();
@@ -344,7 +403,9 @@ fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), Str
                     Peer::Kc => kc::sightglass(&wasm, &dir)?,
                     Peer::Wasmtime => wt::sightglass(&wasm, &dir)?,
                     Peer::Wasmi => wi::sightglass(&wasm, &dir)?,
-                    Peer::Native => nat::run_sightglass(native.as_ref().map_err(Clone::clone)?, &dir)?,
+                    Peer::Native => {
+                        nat::run_sightglass(native.as_ref().map_err(Clone::clone)?, &dir)?
+                    }
                 };
                 if outcome.status != 0 {
                     return Err(format!("exit status {}", outcome.status));
@@ -356,14 +417,22 @@ fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), Str
                         expected.len()
                     ));
                 }
-                outcome.measured.ok_or_else(|| "no bench.start/bench.end".to_string())
+                outcome
+                    .measured
+                    .ok_or_else(|| "no bench.start/bench.end".to_string())
             }),
         );
         // noop measures only the bench.start/bench.end calls, and the WebAssembly build of
         // nestedloop has its loops folded away by the compiler that made it (a newer clang
         // than the native build's): no compute ratio from either.
         if EXCLUDED.contains(&name.as_str()) {
-            row(&mut table, &format!("{name} (not in the geomean)"), &cells, args.runs, &mut Ratios::default());
+            row(
+                &mut table,
+                &format!("{name} (not in the geomean)"),
+                &cells,
+                args.runs,
+                &mut Ratios::default(),
+            );
         } else {
             row(&mut table, &name, &cells, args.runs, &mut ratios);
         }
@@ -384,6 +453,12 @@ fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), Str
     Ok(())
 }
 
+/// A compiler of the compile rows: the time to load a module.
+type CompileFn = fn(&[u8]) -> Result<Duration, String>;
+
+/// A kernel row: the time of `iters` operations.
+type KernelFn = fn(u64) -> Duration;
+
 fn compile(args: &Args, out: &mut String) -> Result<(), String> {
     let count = if args.quick { 600 } else { 3000 };
     let large = generate::large_module(count, false);
@@ -401,12 +476,14 @@ fn compile(args: &Args, out: &mut String) -> Result<(), String> {
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let columns: [(&str, fn(&[u8]) -> Result<Duration, String>); 5] = [
+    let columns: [(&str, CompileFn); 5] = [
         ("kernel-core", kc::compile),
         ("Wasmtime, 1 thread", |wasm| wt::compile(wasm, false)),
         ("Wasmtime, parallel", |wasm| wt::compile(wasm, true)),
         ("wasmi, eager", |wasm| wi::compile(wasm, true)),
-        ("wasmi, lazy (validation only)", |wasm| wi::compile(wasm, false)),
+        ("wasmi, lazy (validation only)", |wasm| {
+            wi::compile(wasm, false)
+        }),
     ];
     writeln!(
         out,
@@ -455,7 +532,11 @@ const SMALL: &str = r#"(module
 fn api(args: &Args, out: &mut String) -> Result<(), String> {
     progress("instantiation, host-to-wasm calls, traps");
     let small = wat::parse_str(SMALL).map_err(|error| error.to_string())?;
-    let (inst, calls, traps) = if args.quick { (500, 20_000, 500) } else { (5000, 500_000, 5000) };
+    let (inst, calls, traps) = if args.quick {
+        (500, 20_000, 500)
+    } else {
+        (5000, 500_000, 5000)
+    };
     let mut kc = kc::Instance::new(&small)?;
     let mut wt = wt::Instance::new(&small)?;
     let mut wi = wi::Instance::new(&small)?;
@@ -471,7 +552,13 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
             Peer::Native => Err("n/a".into()),
         }),
     );
-    row(&mut table, "instantiate the small module (new store each)", &cells, args.runs, &mut ratios);
+    row(
+        &mut table,
+        "instantiate the small module (new store each)",
+        &cells,
+        args.runs,
+        &mut ratios,
+    );
     let cells = measure_row(
         args.runs,
         Duration::from_secs(60),
@@ -482,7 +569,13 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
             Peer::Native => Err("n/a".into()),
         }),
     );
-    row(&mut table, "host-to-wasm call of an empty function", &cells, args.runs, &mut ratios);
+    row(
+        &mut table,
+        "host-to-wasm call of an empty function",
+        &cells,
+        args.runs,
+        &mut ratios,
+    );
     let cells = measure_row(
         args.runs,
         Duration::from_secs(60),
@@ -493,7 +586,13 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
             Peer::Native => Err("n/a".into()),
         }),
     );
-    row(&mut table, "trap round trip (call, unreachable, error back)", &cells, args.runs, &mut ratios);
+    row(
+        &mut table,
+        "trap round trip (call, unreachable, error back)",
+        &cells,
+        args.runs,
+        &mut ratios,
+    );
     out.push_str("### Runtime API (kernel-core: Store::call with values; Wasmtime and wasmi: typed functions)\n\n");
     out.push_str(&table.replace("failed: n/a", "—"));
     out.push('\n');
@@ -502,19 +601,41 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
 
 fn kernel(args: &Args, out: &mut String) {
     let scale = if args.quick { 10 } else { 1 };
-    let rows: [(&str, u64, fn(u64) -> Duration); 5] = [
-        ("process switch (two processes yielding)", 200_000, benches::kernel::process_switches),
-        ("syscall round trip (getpid)", 1_000_000, benches::kernel::getpid_calls),
-        ("IPC round trip, 64 bytes each way", 100_000, |iters| benches::kernel::ipc_round_trips(iters, 64)),
-        ("IPC round trip, 16 KiB each way", 50_000, |iters| benches::kernel::ipc_round_trips(iters, 16 * 1024)),
-        ("spawn to exit of a small program", 2_000, benches::kernel::spawns_to_exit),
+    let rows: [(&str, u64, KernelFn); 5] = [
+        (
+            "process switch (two processes yielding)",
+            200_000,
+            benches::kernel::process_switches,
+        ),
+        (
+            "syscall round trip (getpid)",
+            1_000_000,
+            benches::kernel::getpid_calls,
+        ),
+        ("IPC round trip, 64 bytes each way", 100_000, |iters| {
+            benches::kernel::ipc_round_trips(iters, 64)
+        }),
+        ("IPC round trip, 16 KiB each way", 50_000, |iters| {
+            benches::kernel::ipc_round_trips(iters, 16 * 1024)
+        }),
+        (
+            "spawn to exit of a small program",
+            2_000,
+            benches::kernel::spawns_to_exit,
+        ),
     ];
     out.push_str("### Kernel (hosted, one CPU; whole boots of `iters` operations, per operation)\n\n| operation | iters | time per operation |\n|---|---|---|\n");
     for (label, iters, run) in rows {
         progress(label);
         let iters = iters / scale;
-        let mut samples: Vec<Duration> = (0..args.runs).map(|_| run(iters) / iters as u32).collect();
-        writeln!(out, "| {label} | {iters} | {} |", show(median(&mut samples))).expect("writing to a string");
+        let mut samples: Vec<Duration> =
+            (0..args.runs).map(|_| run(iters) / iters as u32).collect();
+        writeln!(
+            out,
+            "| {label} | {iters} | {} |",
+            show(median(&mut samples))
+        )
+        .expect("writing to a string");
     }
     out.push('\n');
 }
@@ -527,6 +648,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some((export, dir)) = &args.dump {
+        let wasm = match &args.wasm {
+            Some(path) => std::fs::read(path).unwrap_or_else(|error| {
+                eprintln!("compare: {}: {error}", path.display());
+                std::process::exit(1);
+            }),
+            None => COMPUTE_WASM.to_vec(),
+        };
+        if let Err(error) = dump(&wasm, export, dir) {
+            eprintln!("compare: --dump: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let started = Instant::now();
     let mut out = String::new();
     let mut all = Ratios::default();
@@ -553,6 +688,16 @@ fn main() {
         )
         .expect("writing to a string");
     }
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|name| name == "sizes"))
+    {
+        println!(
+            "generated module: {} bytes",
+            generate::large_module(3000, false).len()
+        );
+    }
     if args.wants("compile") {
         check("compile", compile(&args, &mut out));
     }
@@ -563,7 +708,10 @@ fn main() {
         kernel(&args, &mut out);
     }
     if args.wants("qemu") {
-        check("qemu", qemu::rows(&args.sim, &args.kernel, args.runs, &mut out));
+        check(
+            "qemu",
+            qemu::rows(&args.sim, &args.kernel, args.runs, &mut out),
+        );
     }
     print!("{out}");
     println!(
@@ -575,4 +723,59 @@ fn main() {
     if failed {
         std::process::exit(1);
     }
+}
+
+/// `--dump EXPORT|INDEX DIR [--wasm FILE]`: writes the machine code of one function of
+/// `wasm` (the compute kernels unless `--wasm`), named by export or function index, as
+/// kernel-core compiles it (`DIR/kernel-core.bin`, raw x86-64 at offset 0) and Wasmtime's
+/// compiled module (`DIR/wasmtime.cwasm`, an ELF object with a symbol per function), for
+/// `objdump`.
+fn dump(wasm: &[u8], export: &str, dir: &Path) -> Result<(), String> {
+    use kernel_core::hal::Isa;
+    use kernel_core::wasm::compile::{CompileOptions, compile_module};
+    use kernel_core::wasm::env::{VMShape, WASM2_FEATURES, translate};
+
+    std::fs::create_dir_all(dir).map_err(|error| error.to_string())?;
+    let by_export = wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .filter_map(Result::ok)
+        .find_map(|payload| match payload {
+            wasmparser::Payload::ExportSection(reader) => reader
+                .into_iter()
+                .filter_map(Result::ok)
+                .find(|item| item.name == export)
+                .map(|item| item.index),
+            _ => None,
+        });
+    let index = by_export
+        .or_else(|| export.parse().ok())
+        .ok_or_else(|| format!("no export {export}"))?;
+    let module = translate(wasm, WASM2_FEATURES).map_err(|error| format!("{error:?}"))?;
+    let shape = VMShape::for_module(&module).map_err(|error| format!("{error:?}"))?;
+    let compiled = compile_module(
+        Isa::X86_64,
+        CompileOptions::default(),
+        &module,
+        wasm,
+        &shape,
+    )
+    .map_err(|error| format!("{error:?}"))?;
+    let defined = index
+        .checked_sub(module.num_imported_functions)
+        .ok_or_else(|| format!("function {index} is imported"))?;
+    let function = compiled
+        .functions
+        .get(defined as usize)
+        .ok_or_else(|| format!("no function {defined}"))?;
+    let code = &compiled.code[function.offset as usize..(function.offset + function.len) as usize];
+    std::fs::write(dir.join("kernel-core.bin"), code).map_err(|error| error.to_string())?;
+    let cwasm = wt::engine(false)
+        .precompile_module(wasm)
+        .map_err(|error| error.to_string())?;
+    std::fs::write(dir.join("wasmtime.cwasm"), cwasm).map_err(|error| error.to_string())?;
+    println!(
+        "{export} is function {index}: objdump -D -b binary -m i386:x86-64 {0}/kernel-core.bin; objdump -d {0}/wasmtime.cwasm (function[{index}])",
+        dir.display()
+    );
+    Ok(())
 }

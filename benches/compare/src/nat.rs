@@ -81,9 +81,10 @@ pub fn run_sightglass(binary: &Path, dir: &Path) -> Result<Outcome, String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let measured = stderr
         .lines()
+        .rev()
         .filter_map(|line| line.strip_prefix("bench-ns "))
         .filter_map(|ns| ns.trim().parse::<u64>().ok())
-        .last()
+        .next()
         .map(Duration::from_nanos);
     Ok(Outcome {
         status: output.status.code().unwrap_or(-1),

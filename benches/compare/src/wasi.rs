@@ -175,7 +175,9 @@ impl Wasi {
                 put(memory, u(1), b".")?;
                 Ok(Some(ESUCCESS))
             }
-            (WASI, "fd_write") => self.write(memory, arg(0) as i32, u(1), u(2), u(3)).map(Some),
+            (WASI, "fd_write") => self
+                .write(memory, arg(0) as i32, u(1), u(2), u(3))
+                .map(Some),
             (WASI, "fd_read") => self.read(memory, arg(0) as i32, u(1), u(2), u(3)).map(Some),
             (WASI, "fd_seek") => self
                 .seek(memory, arg(0) as i32, arg(1), arg(2) as i32, u(3))

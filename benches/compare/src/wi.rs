@@ -69,10 +69,7 @@ impl Instance {
             .instance
             .get_func(&mut self.store, name)
             .ok_or_else(|| format!("no export {name}"))?;
-        let is_i32 = matches!(
-            func.ty(&self.store).results().first(),
-            Some(ValType::I32)
-        );
+        let is_i32 = matches!(func.ty(&self.store).results().first(), Some(ValType::I32));
         let mut results = [Val::I32(0)];
         let start = Instant::now();
         func.call(&mut self.store, &[Val::I32(arg)], &mut results)
