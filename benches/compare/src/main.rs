@@ -362,6 +362,7 @@ fn sightglass_dir(args: &Args) -> Option<PathBuf> {
     ]
     .into_iter()
     .find(|dir| dir.is_dir())
+    .map(|dir| dir.canonicalize().unwrap_or(dir))
 }
 
 /// Sightglass programs kept out of the geomeans (see [`sightglass`]).
