@@ -211,3 +211,27 @@ pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
         stdout: wasi.stdout.clone(),
     })
 }
+
+/// The time of one call from WebAssembly to an empty host function: `wasm` imports
+/// `h.f: [] -> []` and exports `spin(n)`, which calls it `n` times.
+pub fn host_calls(wasm: &[u8], iters: u32) -> Result<Duration, String> {
+    let module = load(wasm)?;
+    let mut store = Store::new(engine());
+    let ty = FuncType {
+        params: Box::new([]),
+        results: Box::new([]),
+    };
+    let func = store.new_host_func(
+        ty,
+        Box::new(|_: &mut Caller<'_>, _: &[Val], _: &mut [Val]| Ok(())),
+    );
+    let instance = store
+        .instantiate(&module, &[Extern::Func(func)])
+        .map_err(|error| error.to_string())?;
+    let spin = export(&store, instance, "spin")?;
+    let start = Instant::now();
+    store
+        .call(spin, &[Val::I32(iters.cast_signed())])
+        .map_err(|error| error.to_string())?;
+    Ok(start.elapsed() / iters)
+}

@@ -530,6 +530,14 @@ const SMALL: &str = r#"(module
   (func (export "trap") unreachable)
   (func (export "get") (param i32) (result i32) (i32.load (local.get 0))))"#;
 
+/// Calls the empty host function `h.f` `n` times.
+const SPIN: &str = r#"(module
+  (import "h" "f" (func $f))
+  (func (export "spin") (param $n i32)
+    (loop $l
+      (call $f)
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#;
+
 fn api(args: &Args, out: &mut String) -> Result<(), String> {
     progress("instantiation, host-to-wasm calls, traps");
     let small = wat::parse_str(SMALL).map_err(|error| error.to_string())?;
@@ -573,6 +581,24 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
     row(
         &mut table,
         "host-to-wasm call of an empty function",
+        &cells,
+        args.runs,
+        &mut ratios,
+    );
+    let spin = wat::parse_str(SPIN).map_err(|error| error.to_string())?;
+    let cells = measure_row(
+        args.runs,
+        Duration::from_secs(60),
+        Box::new(|peer| match peer {
+            Peer::Kc => kc::host_calls(&spin, calls),
+            Peer::Wasmtime => wt::host_calls(&spin, calls),
+            Peer::Wasmi => wi::host_calls(&spin, calls),
+            Peer::Native => Err("n/a".into()),
+        }),
+    );
+    row(
+        &mut table,
+        "wasm-to-host call of an empty host function",
         &cells,
         args.runs,
         &mut ratios,

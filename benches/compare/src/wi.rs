@@ -204,3 +204,24 @@ pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
         stdout: host.wasi.stdout,
     })
 }
+
+/// The time of one call from WebAssembly to an empty host function: `wasm` imports
+/// `h.f: [] -> []` and exports `spin(n)`, which calls it `n` times.
+pub fn host_calls(wasm: &[u8], iters: u32) -> Result<Duration, String> {
+    let module = Module::new(engine(false), wasm).map_err(|error| error.to_string())?;
+    let mut linker: Linker<()> = Linker::new(engine(false));
+    linker
+        .func_wrap("h", "f", || {})
+        .map_err(|error| error.to_string())?;
+    let mut store = store(());
+    let instance = linker
+        .instantiate_and_start(&mut store, &module)
+        .map_err(|error| error.to_string())?;
+    let spin = instance
+        .get_typed_func::<i32, ()>(&mut store, "spin")
+        .map_err(|error| error.to_string())?;
+    let start = Instant::now();
+    spin.call(&mut store, iters.cast_signed())
+        .map_err(|error| error.to_string())?;
+    Ok(start.elapsed() / iters)
+}
