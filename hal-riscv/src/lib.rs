@@ -9,6 +9,7 @@
 //! | [`sbi`]              | `ecall`s into OpenSBI: harts, IPIs, timer, fences, reset     |
 //! | [`arch`]             | supervisor CSRs and fences                                   |
 //! | [`uart`]             | the NS16550A UART (the console)                              |
+//! | [`console_input`]    | the end-of-input byte of a live standard input               |
 //! | [`sifive_test`]      | QEMU's `sifive_test` device (ending QEMU with a status)      |
 //! | [`clock`]            | the `time` CSR                                               |
 //! | [`cpus`]             | harts: the current CPU (`tp`), starting and waking harts     |
@@ -27,13 +28,14 @@
 //! | [`platform`]         | [`Platform`], the HAL value tying these together             |
 //!
 //! The modules of plain computation ([`page_table`], [`frame_allocator`],
-//! [`region_allocator`], [`reservations`], [`memory_map`]) also build for the host,
+//! [`region_allocator`], [`reservations`], [`memory_map`], [`console_input`]) also build for the host,
 //! where `cargo test -p hal-riscv --lib` runs their unit tests; the others are riscv64
 //! only.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
+pub mod console_input;
 pub mod frame_allocator;
 pub mod memory_map;
 pub mod page_table;

@@ -256,6 +256,10 @@ impl Console for Platform {
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
         self.console.read_bytes(buf)
     }
+
+    fn input_ended(&self) -> bool {
+        self.console.input_ended()
+    }
 }
 
 /// No host storage under QEMU: the `--dir` trees come in the boot image and are kept in

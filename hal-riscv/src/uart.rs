@@ -8,11 +8,17 @@
 //! Writes of one call are kept together by a lock recording the CPU that holds it. A write
 //! that interrupts a write on the same CPU (from a trap handler) does not wait for the lock
 //! it could never get: it writes at once and its bytes land inside the interrupted line.
+//!
+//! Received bytes end at [`END_OF_INPUT`](crate::console_input::END_OF_INPUT) (0x04),
+//! which `sim qemu run` sends when a live standard input (a terminal) reaches end of
+//! file: the byte is kept from the program and [`Console::input_ended`] is true from then
+//! on (see [`crate::console_input`]).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kernel_core::hal::Console;
 
+use crate::console_input::InputEnd;
 use crate::cpus;
 
 /// The UART's address on QEMU's `virt` machine, used when the device tree names none.
@@ -31,6 +37,9 @@ const LINE_STATUS_TRANSMIT_EMPTY: u8 = 1 << 5;
 static WRITE_LOCK: AtomicUsize = AtomicUsize::new(UNLOCKED);
 /// The value of [`WRITE_LOCK`] when no CPU holds it.
 const UNLOCKED: usize = usize::MAX;
+
+/// Whether the console's input has ended (there is one console UART).
+static INPUT_END: InputEnd = InputEnd::new();
 
 /// An NS16550A UART at a fixed MMIO address.
 #[derive(Debug, Clone, Copy)]
@@ -106,16 +115,17 @@ impl Console for Uart {
     }
 
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
-        let mut count = 0;
-        for slot in buf.iter_mut() {
+        INPUT_END.take(buf, || {
             if self.line_status() & LINE_STATUS_DATA_READY == 0 {
-                break;
+                return None;
             }
             // Safety: `new`'s contract: the receive buffer register is the UART's, and the
             // line status said a byte is waiting.
-            *slot = unsafe { self.register(REGISTER_DATA).read_volatile() };
-            count += 1;
-        }
-        count
+            Some(unsafe { self.register(REGISTER_DATA).read_volatile() })
+        })
+    }
+
+    fn input_ended(&self) -> bool {
+        INPUT_END.ended()
     }
 }

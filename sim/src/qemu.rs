@@ -240,10 +240,25 @@ pub fn run(options: QemuArgs) -> u8 {
     unless_output_failed(code)
 }
 
-/// Standard input for WASI programs under QEMU, read up front (end of file after it)
-/// when one of `files` imports WASI (a program that does not could not read it, and a
-/// pipe that never closes must not hang it). A terminal is not read (QEMU's own input is
-/// not connected): the program sees end of file at once.
+/// Whether the boots of `sim qemu run` and `sim qemu boot` forward this process's
+/// standard input (a terminal) to the guest's UART as it is typed.
+static LIVE_STDIN: AtomicBool = AtomicBool::new(false);
+
+/// The byte sent to the guest's UART after the last byte of a live standard input:
+/// ASCII EOT, which hal-riscv's console takes as the end of the input
+/// (`hal_riscv::console_input::END_OF_INPUT`).
+const END_OF_INPUT: u8 = 0x04;
+
+/// QEMU's escape character on its multiplexed console (`-nographic`): Ctrl-A. Sent twice,
+/// it reaches the guest once.
+const QEMU_ESCAPE: u8 = 0x01;
+
+/// Standard input for WASI programs under QEMU when one of `files` imports WASI (a
+/// program that does not could not read it, and a pipe that never closes must not hang
+/// it). A pipe or a file is read up front and goes in the boot image (end of file after
+/// it). A terminal is read live: `None` here (the kernel reads the console), and the boot
+/// forwards what is typed to the guest's UART, then [`END_OF_INPUT`] when the terminal
+/// reaches end of file (Ctrl-D at the start of a line); see [`forward_stdin`].
 fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
     use std::io::{IsTerminal as _, Read as _};
     let stdin = io::stdin();
@@ -258,7 +273,8 @@ fn wasi_stdin(files: &[PathBuf]) -> Option<Vec<u8>> {
         return None;
     }
     if stdin.is_terminal() {
-        return Some(Vec::new());
+        LIVE_STDIN.store(true, Ordering::Relaxed);
+        return None;
     }
     let mut bytes = Vec::new();
     stdin.lock().read_to_end(&mut bytes).ok()?;
@@ -612,6 +628,18 @@ fn boot(
             return outcome;
         }
     };
+    // A live standard input is forwarded once the kernel has begun: the firmware's UART
+    // set-up drops a byte already received, and nothing reads the UART before.
+    let mut begin = None;
+    if let Some(input) = child.stdin.take() {
+        let (sender, receiver) = mpsc::channel::<()>();
+        begin = Some(sender);
+        thread::spawn(move || {
+            if receiver.recv().is_ok() {
+                forward_stdin(io::stdin().lock(), input);
+            }
+        });
+    }
     let (sender, receiver) = mpsc::channel();
     let stdout = child.stdout.take().expect("QEMU's stdout is piped");
     let reader = thread::spawn(move || {
@@ -640,6 +668,9 @@ fn boot(
                 if !outcome.begun {
                     if text == CONSOLE_BEGIN {
                         outcome.begun = true;
+                        if let Some(begin) = begin.take() {
+                            let _ = begin.send(());
+                        }
                     } else {
                         outcome.preamble.push_str(text);
                         outcome.preamble.push('\n');
@@ -696,6 +727,34 @@ fn boot(
     outcome
 }
 
+/// Copies what is read from `from` (the terminal) to `to` (QEMU's standard input, its
+/// serial console) as it comes, [`QEMU_ESCAPE`] doubled so that QEMU's console
+/// multiplexer passes it on; at the end of `from` (or on an error reading it), sends
+/// [`END_OF_INPUT`] and closes `to`. Stops when QEMU no longer takes input.
+fn forward_stdin(mut from: impl io::Read, mut to: impl io::Write) {
+    let mut chunk = [0u8; 4096];
+    let mut escaped = Vec::with_capacity(chunk.len());
+    loop {
+        let read = match from.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        escaped.clear();
+        for &byte in &chunk[..read] {
+            if byte == QEMU_ESCAPE {
+                escaped.push(QEMU_ESCAPE);
+            }
+            escaped.push(byte);
+        }
+        if to.write_all(&escaped).and_then(|()| to.flush()).is_err() {
+            return;
+        }
+    }
+    let _ = to.write_all(&[END_OF_INPUT]).and_then(|()| to.flush());
+}
+
 /// Stops QEMU (it may have ended already).
 fn kill(child: &mut Child) {
     let _ = child.kill();
@@ -729,8 +788,15 @@ fn qemu_command(kernel: &Path, bundle: &Path, cpus: u16) -> Command {
         );
         command.arg("-S").arg("-gdb").arg(format!("tcp::{port}"));
     }
+    // A live standard input goes to the UART through a pipe this process writes
+    // (`forward_stdin`): QEMU never reads the terminal itself.
+    let stdin = if LIVE_STDIN.load(Ordering::Relaxed) {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command
@@ -880,6 +946,16 @@ fn newest(path: &Path) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_stdin_doubles_the_escape_and_ends_with_the_marker() {
+        let mut sent = Vec::new();
+        forward_stdin(&b"ab\x01c\n"[..], &mut sent);
+        assert_eq!(sent, b"ab\x01\x01c\n\x04");
+        let mut sent = Vec::new();
+        forward_stdin(&b""[..], &mut sent);
+        assert_eq!(sent, [END_OF_INPUT]);
+    }
 
     #[test]
     fn counts_line() {
