@@ -23,8 +23,9 @@ if ! command -v qemu-system-riscv64 >/dev/null; then
 fi
 
 # sim/tests/debugging.rs breaks on a JIT-compiled function through GDB's JIT interface;
-# the WASI tests (sim/tests/wasi_programs.rs) build C programs with clang and wasi-libc.
-packages="gdb clang lld wasi-libc libclang-rt-dev-wasm32"
+# the WASI tests (sim/tests/wasi_programs.rs) build C programs with clang and wasi-libc;
+# sim/tests/qemu_terminal.rs types into `sim qemu run` through a pty made by python3.
+packages="gdb clang lld wasi-libc libclang-rt-dev-wasm32 python3"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     step "installing $packages"
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
