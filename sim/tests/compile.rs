@@ -7,8 +7,7 @@
 
 mod programs;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use programs::{scratch, sim, write};
 
@@ -79,20 +78,9 @@ fn a_large_module_runs_the_same_on_one_and_two_cpus() {
     assert_eq!(one, two);
 }
 
-/// The kernel image (as `tests/qemu.rs` builds it).
+/// The kernel image.
 fn kernel() -> String {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
-        .args(["--target", "riscv64gc-unknown-none-elf"])
-        .current_dir(workspace)
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "the kernel builds");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
-    let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
-    kernel.to_str().unwrap().to_owned()
+    programs::riscv_kernel().to_owned()
 }
 
 /// Under QEMU: one hart and four give the hosted result, and a very large function

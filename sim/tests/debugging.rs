@@ -5,9 +5,10 @@
 //! The GDB test needs `gdb` (`scripts/test.sh` installs it), the QEMU tests
 //! `qemu-system-riscv64`, as `sim/tests/qemu.rs` does.
 
-use std::path::{Path, PathBuf};
+mod programs;
+
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 fn sim(args: &[&str]) -> Output {
     sim_with_env(args, &[])
@@ -452,21 +453,7 @@ fn spans_follow_processes_across_blocking_and_cpus() {
 
 /// The kernel image, built once.
 fn kernel() -> &'static str {
-    static KERNEL: OnceLock<String> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
-            .args(["--target", "riscv64gc-unknown-none-elf"])
-            .current_dir(workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "the kernel builds");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
-        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
-        kernel.to_str().unwrap().to_owned()
-    })
+    programs::riscv_kernel()
 }
 
 #[test]

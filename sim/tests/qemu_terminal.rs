@@ -6,9 +6,9 @@
 //! and the test types a line and then the terminal's end-of-file character into the
 //! master.
 
-use std::path::Path;
+mod programs;
+
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Generous: a loaded machine runs QEMU slowly.
@@ -50,24 +50,9 @@ const CAT: &str = r#"(module
       (br $again))))
 "#;
 
-/// The kernel image, built first (as `tests/qemu.rs` does), so that no build output lands
-/// in the output checked.
+/// The kernel image, built once.
 fn kernel() -> &'static str {
-    static KERNEL: OnceLock<String> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
-            .args(["--target", "riscv64gc-unknown-none-elf"])
-            .current_dir(workspace)
-            .status()
-            .expect("cargo runs");
-        assert!(built.success(), "the kernel builds");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
-        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
-        kernel.to_str().unwrap().to_owned()
-    })
+    programs::riscv_kernel()
 }
 
 #[test]

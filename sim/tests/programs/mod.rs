@@ -11,7 +11,8 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The syscall imports every program declares (unused ones cost nothing).
 const IMPORTS: &str = r#"
@@ -870,4 +871,24 @@ pub mod scenarios {
         );
         check_deadlock(&output);
     }
+}
+
+/// The RISC-V kernel image for `sim qemu --kernel`, built once per test binary (the
+/// workspace's release build for `riscv64gc-unknown-none-elf`, in `$CARGO_TARGET_DIR`).
+pub fn riscv_kernel() -> &'static str {
+    static KERNEL: OnceLock<String> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "hal-riscv", "--release"])
+            .args(["--target", "riscv64gc-unknown-none-elf"])
+            .current_dir(workspace)
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "the kernel builds");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace.join("target"), |dir| workspace.join(dir));
+        let kernel = target.join("riscv64gc-unknown-none-elf/release/hal-riscv");
+        kernel.to_str().unwrap().to_owned()
+    })
 }
