@@ -309,20 +309,7 @@ fn read<H: KernelHal>(
     let out = if positioned { args.u32(4) } else { args.u32(3) };
     let total: usize = iovecs.iter().map(|&(_, len)| len as usize).sum();
     let wanted = total.min(MAX_TRANSFER);
-    let (object, flags) = {
-        let wasi = process.wasi();
-        let descriptor = wasi.get(fd)?;
-        if let Object::Directory { .. } = descriptor.object {
-            return Err(Errno::BadF);
-        }
-        if descriptor.base & rights::FD_READ == 0 {
-            return Err(Errno::BadF);
-        }
-        if positioned {
-            descriptor.require(rights::FD_SEEK)?;
-        }
-        (descriptor.object.clone(), descriptor.flags)
-    };
+    let (object, flags) = transfer_target(process, fd, rights::FD_READ, positioned)?;
     let data = match object {
         Object::Stdin => {
             if positioned {
@@ -422,6 +409,32 @@ pub(super) fn stdin_ready<H: KernelHal>(process: &Process<H>) -> bool {
     ended[0] != 0
 }
 
+/// The object and flags of descriptor `fd` for a read or write (`right` is
+/// `FD_READ` or `FD_WRITE`): not a directory, holding `right`, and `FD_SEEK` too when the
+/// transfer is `positioned` (`fd_pread`, `fd_pwrite`).
+///
+/// # Errors
+/// `EBADF` for a directory or a missing read/write right, `ENOTCAPABLE` without `FD_SEEK`.
+fn transfer_target<H: KernelHal>(
+    process: &Process<H>,
+    fd: u32,
+    right: u64,
+    positioned: bool,
+) -> WasiResult<(Object, u16)> {
+    let wasi = process.wasi();
+    let descriptor = wasi.get(fd)?;
+    if let Object::Directory { .. } = descriptor.object {
+        return Err(Errno::BadF);
+    }
+    if descriptor.base & right == 0 {
+        return Err(Errno::BadF);
+    }
+    if positioned {
+        descriptor.require(rights::FD_SEEK)?;
+    }
+    Ok((descriptor.object.clone(), descriptor.flags))
+}
+
 /// `fd_write` and `fd_pwrite`.
 fn write<H: KernelHal>(
     process: &'static Process<H>,
@@ -439,20 +452,7 @@ fn write<H: KernelHal>(
         }
         data.extend_from_slice(memory.read(ptr, len)?);
     }
-    let (object, flags) = {
-        let wasi = process.wasi();
-        let descriptor = wasi.get(fd)?;
-        if let Object::Directory { .. } = descriptor.object {
-            return Err(Errno::BadF);
-        }
-        if descriptor.base & rights::FD_WRITE == 0 {
-            return Err(Errno::BadF);
-        }
-        if positioned {
-            descriptor.require(rights::FD_SEEK)?;
-        }
-        (descriptor.object.clone(), descriptor.flags)
-    };
+    let (object, flags) = transfer_target(process, fd, rights::FD_WRITE, positioned)?;
     let hal = process.kernel().hal();
     let written = match object {
         Object::Stdout | Object::Stderr if positioned => return Err(Errno::SPipe),
