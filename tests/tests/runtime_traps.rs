@@ -3,6 +3,8 @@
 //! after growth, host functions, large modules, and that a store stays usable after any
 //! trap.
 
+use kernel_core::wasm::abi::counted_stack_budget;
+use kernel_core::wasm::compile::stack_cost::frame_cost;
 use kernel_core::wasm::env::{FuncType, ValType, WASM2_FEATURES};
 use kernel_core::wasm::runtime::{CallError, Extern, Func, InstanceId, Module, Store, Val};
 use kernel_core::wasm::trap::Trap;
@@ -427,14 +429,19 @@ fn the_stack_budget_counts_from_the_call_and_stops_at_the_floor() {
     let shallow = depth_at_exhaustion(0, None, budget);
     let deep = depth_at_exhaustion(16, None, budget);
     assert_eq!(shallow, deep, "the budget moved with the host's frames");
-    // 32-byte frames: about budget / 32, less the entry's own frames.
-    assert!(
-        (budget / 64..=budget / 32).contains(&usize::try_from(shallow).unwrap()),
+    // The count ends it: half the budget over the cost of `$f` (no locals, two values on
+    // its operand stack), exactly.
+    let cost = frame_cost([], 2).unwrap();
+    assert_eq!(
+        u64::try_from(shallow).unwrap(),
+        counted_stack_budget(budget) / cost,
         "{shallow} frames in {budget} bytes"
     );
-    let floored = depth_at_exhaustion(0, Some(budget / 4), budget);
+    // A floor a sixteenth of the budget down stops the machine frames (32 bytes each)
+    // first.
+    let floored = depth_at_exhaustion(0, Some(budget / 16), budget);
     assert!(
         floored < shallow / 2 && floored > 0,
-        "the floor a quarter of the budget down: {floored} frames, {shallow} without"
+        "the floor a sixteenth of the budget down: {floored} frames, {shallow} without"
     );
 }

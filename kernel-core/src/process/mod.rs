@@ -352,8 +352,9 @@ impl<H: KernelHal> Process<H> {
 
     /// The bytes of stack this process's WebAssembly code gets below the frame of the
     /// kernel's call into it: the stack's size less [`HOST_STACK_RESERVE`] and
-    /// [`KERNEL_FRAMES_ROOM`] (640 KiB for a program's 1 MiB stack, 7.625 MiB for a
-    /// job's 8 MiB), the same on every HAL.
+    /// [`KERNEL_FRAMES_ROOM`] (640 KiB for a program's 1 MiB stack, 15.625 MiB for a
+    /// job's 16 MiB), the same on every HAL. Half of it is counted in frame costs
+    /// ([`crate::wasm::abi::counted_stack_budget`]).
     pub fn wasm_stack_budget(&self) -> usize {
         self.stack_bounds()
             .len()

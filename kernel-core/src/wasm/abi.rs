@@ -66,12 +66,17 @@ pub const WASM_PAGE_SIZE: u64 = 1 << 16;
 #[derive(Debug)]
 pub struct VMStoreContext {
     /// The lowest stack address WebAssembly may use; function prologues trap with
-    /// `call stack exhausted` below it.
+    /// `call stack exhausted` below it. A backstop behind `stack_left`
+    /// ([`counted_stack_budget`]), reached only by frames over twice their cost.
     pub stack_limit: usize,
     /// The epoch at which generated code calls [`Builtin::EpochInterrupt`]: it compares the
     /// counter behind the VMContext's `epoch_ptr` with this at every function entry and
     /// loop header. `u64::MAX` (the default) never interrupts.
     pub epoch_deadline: AtomicU64,
+    /// The stack budget left, in the ISA-independent frame costs of
+    /// `compile::stack_cost`: each counted function takes its cost at entry (trapping
+    /// with `call stack exhausted` when less is left) and gives it back when it returns.
+    pub stack_left: u64,
 }
 
 impl Default for VMStoreContext {
@@ -79,6 +84,7 @@ impl Default for VMStoreContext {
         Self {
             stack_limit: 0,
             epoch_deadline: AtomicU64::new(u64::MAX),
+            stack_left: 0,
         }
     }
 }
@@ -87,6 +93,18 @@ impl Default for VMStoreContext {
 pub const STORE_CONTEXT_STACK_LIMIT: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
 /// Offset of [`VMStoreContext::epoch_deadline`].
 pub const STORE_CONTEXT_EPOCH_DEADLINE: u32 = offset_of!(VMStoreContext, epoch_deadline) as u32;
+/// Offset of [`VMStoreContext::stack_left`].
+pub const STORE_CONTEXT_STACK_LEFT: u32 = offset_of!(VMStoreContext, stack_left) as u32;
+
+/// The part of a call's stack budget (bytes of machine stack below the call) that
+/// generated code counts in frame costs (`compile::stack_cost`): half. The other half is
+/// room for machine frames larger than their cost (up to twice it: a value on the operand
+/// stack spilled along with what Cranelift computed from it) and for the small leaves the
+/// count leaves out, so that the count, the same on every ISA, is what ends a call chain.
+#[must_use]
+pub const fn counted_stack_budget(budget: usize) -> u64 {
+    (budget / 2) as u64
+}
 
 /// What the entry trampoline records when it enters WebAssembly: where a trap resumes.
 #[repr(C)]

@@ -79,6 +79,9 @@ pub(super) fn translate_function(
     let body = FunctionBody::new(BinaryReader::new(body, body_offset));
     let mut results = Vec::with_capacity(func_type.results.len());
     let epoch_branches;
+    let stack_charge;
+    let cost;
+    let points = super::epoch::CheckPoints::of(&body)?;
     for result in &func_type.results {
         results.push(ir_type(*result)?);
     }
@@ -86,20 +89,27 @@ pub(super) fn translate_function(
         let builder = FunctionBuilder::new(&mut func, builder_context);
         let mut translator = FuncTranslator::new(env, builder, srcloc(body_offset)?);
         translator.declare_locals(&body)?;
-        translator.begin_epoch_checks(super::epoch::CheckPoints::of(&body)?)?;
+        translator.begin_stack_charge()?;
+        translator.begin_epoch_checks(points)?;
         translator.push_function_frame(&results);
         let mut operators = body.get_operators_reader()?;
         while !operators.eof() {
             let (op, offset) = operators.read_with_offset()?;
             translator.builder.set_srcloc(srcloc(offset)?);
             translator.translate_operator(&op)?;
+            translator.max_stack = translator.max_stack.max(translator.stack.len());
         }
         operators.finish()?;
         if !translator.control.is_empty() {
             return Err(CompileError::invalid("function body ends inside a block"));
         }
+        cost = translator.frame_cost();
+        stack_charge = translator.stack_charge.take();
         translator.builder.finalize(env.isa.frontend_config());
         epoch_branches = translator.epoch_branches;
+    }
+    if let Some(charge) = stack_charge {
+        charge.settle(&mut func, cost, points.calls)?;
     }
     super::epoch::attribute_folded_traps(&mut func, &epoch_branches);
     Ok(func)
@@ -131,7 +141,7 @@ pub(super) struct FuncTranslator<'env, 'b> {
     /// The function's own VMContext (its `callee_vmctx` parameter).
     pub vmctx: Value,
     /// Every local, parameters first, with its type.
-    locals: Vec<(Variable, ir::Type)>,
+    pub(super) locals: Vec<(Variable, ir::Type)>,
     /// Signatures imported into the function, by type index.
     signatures: BTreeMap<TypeIndex, SigRef>,
     /// Functions imported for direct calls, by function index.
@@ -143,6 +153,10 @@ pub(super) struct FuncTranslator<'env, 'b> {
     pub(super) epoch_pointers: Option<(Value, Value)>,
     /// Every epoch-check branch with the block it continues in.
     pub(super) epoch_branches: Vec<(ir::Inst, ir::Block)>,
+    /// The function's stack count (see `stack_cost`), its cost not yet known.
+    pub(super) stack_charge: Option<super::stack_cost::StackCharge>,
+    /// The deepest the operand stack has been so far.
+    pub(super) max_stack: usize,
 }
 
 impl<'env, 'b> FuncTranslator<'env, 'b> {
@@ -179,6 +193,8 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             builtin_signatures: [None; Builtin::COUNT],
             epoch_pointers: None,
             epoch_branches: Vec::new(),
+            stack_charge: None,
+            max_stack: 0,
         }
     }
 

@@ -55,6 +55,7 @@ mod memory;
 mod numeric;
 mod references;
 mod simd;
+pub mod stack_cost;
 mod trampolines;
 mod traps;
 mod variables;

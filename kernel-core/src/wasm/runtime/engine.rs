@@ -45,7 +45,9 @@ const PARALLEL_MIN_FUNCTIONS: usize = 16;
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     /// How many bytes of stack WebAssembly may use below the point where the host calls
-    /// into it; past that, calls trap with `call stack exhausted`.
+    /// into it, when the store has no budget of its own (`Store::set_stack_budget`);
+    /// half of it is counted in frame costs, past which calls trap with `call stack
+    /// exhausted` (see `compile::stack_cost`).
     pub wasm_stack_size: usize,
     /// How modules are compiled (epoch checks on by default).
     pub compile: CompileOptions,
@@ -54,7 +56,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            wasm_stack_size: 512 * 1024,
+            wasm_stack_size: 1024 * 1024,
             compile: CompileOptions::default(),
         }
     }

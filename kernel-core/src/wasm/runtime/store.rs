@@ -52,6 +52,7 @@ use super::trap_handler::{CallContext, TrapRecord};
 use super::values::{FuncRef, Val};
 use crate::wasm::abi::{
     Builtin, EntryTrampoline, VALUE_SLOT_SIZE, VMActivation, VMStoreContext, WASM_PAGE_SIZE,
+    counted_stack_budget,
 };
 use crate::wasm::env::{FuncType, GlobalType, MemoryType, TableType};
 use crate::wasm::indices::FuncIndex;
@@ -232,8 +233,6 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) tables: Vec<TableEntry>,
     pub(crate) globals: Vec<GlobalEntry>,
     pub(crate) host_funcs: Vec<StableBox<HostFunc<'e>>>,
-    /// The stack limit set with [`Store::set_stack_limit`], if any.
-    pub(crate) fixed_stack_limit: Option<usize>,
     /// The budget and floor set with [`Store::set_stack_budget`]: each outermost call
     /// allows `budget` bytes below the caller's frame, never below `floor`.
     pub(crate) stack_budget: Option<(usize, usize)>,
@@ -272,7 +271,6 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
             tables: Vec::new(),
             globals: Vec::new(),
             host_funcs: Vec::new(),
-            fixed_stack_limit: None,
             stack_budget: None,
             epoch_handler: None,
             memory_limit_pages: u64::MAX,
@@ -442,18 +440,6 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
         Ok(GlobalId(inner.globals.len() - 1))
     }
 
-    /// Makes `limit` the lowest stack address WebAssembly code of this store may use, for
-    /// every call from now on: the code runs on a stack whose bounds the caller knows (a
-    /// process's own stack), and `limit` leaves room below it for the host functions and
-    /// builtins that code calls. Without it, each outermost call allows
-    /// [`super::EngineConfig::wasm_stack_size`] bytes below the caller's frame.
-    pub fn set_stack_limit(&mut self, limit: usize) {
-        let inner = self.inner_mut();
-        inner.fixed_stack_limit = Some(limit);
-        inner.stack_budget = None;
-        inner.context.stack_limit = limit;
-    }
-
     /// Gives WebAssembly code of this store `budget` bytes of stack below the frame of
     /// each outermost call (a call from the host that is not made by a host function
     /// called from WebAssembly), but never any below `floor`, the lowest address the
@@ -463,7 +449,6 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// builds: with enough stack above `floor`, every platform gives the same `budget`.
     pub fn set_stack_budget(&mut self, floor: usize, budget: usize) {
         let inner = self.inner_mut();
-        inner.fixed_stack_limit = None;
         inner.stack_budget = Some((floor, budget));
         inner.context.stack_limit = 0;
     }
@@ -820,16 +805,24 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             // A pointer into the list's own buffer, which nothing changes while code runs
             // (instantiation needs `&mut Store`, builtins never touch it).
             context.code = core::ptr::from_ref::<[Arc<CodeInfo>]>(&inner.code);
-            let outermost = inner.fixed_stack_limit.is_none() && inner.context.stack_limit == 0;
+            // Half the budget is counted in frame costs (`compile::stack_cost`), the same
+            // on every ISA; the machine limit at the whole budget is a backstop. A nested
+            // call (from a host function) goes on from what the outer calls left, and
+            // every call puts back what it found, so that frames a trap skipped are given
+            // back.
+            let outermost = inner.context.stack_limit == 0;
             if outermost {
                 let here = core::ptr::from_ref(&context) as usize;
                 let (floor, budget) = inner
                     .stack_budget
                     .unwrap_or((0, inner.engine.config().wasm_stack_size));
                 inner.context.stack_limit = here.saturating_sub(budget).max(floor);
+                inner.context.stack_left = counted_stack_budget(budget);
             }
             (entry, inner.engine, outermost)
         };
+        // Safety: as above; read before any code runs.
+        let left_before = unsafe { (*store.as_ptr()).context.stack_left };
         let hal = engine.hal();
         let context_pointer = core::ptr::from_mut(&mut context);
         let previous = hal.set_trap_context(context_pointer as usize);
@@ -861,6 +854,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         if outermost {
             inner.context.stack_limit = 0;
         }
+        inner.context.stack_left = left_before;
         if returned == 0 {
             return Err(inner.trap_error(record));
         }
