@@ -116,6 +116,14 @@ impl Console for HostedHal {
         console::write_stderr(bytes);
     }
 
+    fn write_program_bytes(&self, bytes: &[u8], to_error: bool) {
+        if to_error {
+            console::write_stderr(bytes);
+        } else {
+            console::write_stdout(bytes);
+        }
+    }
+
     fn read_bytes(&self, buf: &mut [u8]) -> usize {
         console::read_stdin_nonblocking(buf)
     }

@@ -27,6 +27,7 @@ use clap::{Args, Subcommand};
 use kernel_core::boot::image::{
     BootImage, CONSOLE_BEGIN, Job, KernelOptions, STDERR_PREFIX, WastRequest,
 };
+use kernel_core::hal::unescape_program_bytes;
 use kernel_core::job::JobStatus;
 use kernel_core::sched::deterministic::FRAME_PREFIX;
 
@@ -390,7 +391,7 @@ fn run_scripts(
         let path = files[index].display();
         let mut lines = outcome.lines.clone();
         let counts = match lines.last() {
-            Some(Line::Out(text)) => parse_counts(text),
+            Some(Line::Out(bytes)) => std::str::from_utf8(bytes).ok().and_then(parse_counts),
             _ => None,
         };
         if counts.is_some() {
@@ -417,7 +418,7 @@ fn run_scripts(
             }
         }
     }
-    Line::Out(format!("{passed} passed, {failed} failed")).print();
+    Line::Out(format!("{passed} passed, {failed} failed\n").into_bytes()).print();
     if kernel_failed {
         Status::KernelFailure
     } else if failed > 0 {
@@ -481,10 +482,10 @@ fn run_parallel(
 /// A console line after the kernel's marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Line {
-    /// For standard output.
-    Out(String),
-    /// For standard error (the prefix stripped).
-    Err(String),
+    /// Bytes for standard output, unescaped, with the line's `\n` when it had one.
+    Out(Vec<u8>),
+    /// Bytes for standard error (the prefix stripped), as for `Out`.
+    Err(Vec<u8>),
     /// A trace (`T`) or recording (`R`) line of deterministic mode, for a file (the frame
     /// stripped).
     Framed(u8, String),
@@ -499,8 +500,8 @@ impl Line {
     /// full disk) is recorded for the exit status, as `println!` would panic on it.
     fn print(&self) {
         let written = match self {
-            Line::Out(text) => writeln!(io::stdout().lock(), "{text}"),
-            Line::Err(text) => writeln!(io::stderr().lock(), "{text}"),
+            Line::Out(bytes) => io::stdout().lock().write_all(bytes),
+            Line::Err(bytes) => io::stderr().lock().write_all(bytes),
             Line::Framed(..) => Ok(()),
         };
         if written.is_err() {
@@ -521,6 +522,7 @@ fn unless_output_failed(code: u8) -> u8 {
 
 /// `N passed, M failed`, if `line` is that.
 fn parse_counts(line: &str) -> Option<(u64, u64)> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
     let (passed, failed) = line.strip_suffix(" failed")?.split_once(" passed, ")?;
     Some((passed.parse().ok()?, failed.parse().ok()?))
 }
@@ -662,9 +664,14 @@ fn boot(
         let left = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(left) {
             Ok(raw) => {
-                let text = String::from_utf8_lossy(&raw);
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                let text = text.strip_suffix('\r').unwrap_or(text);
+                // The line's end: `\n`, after a `\r` the firmware writes (a program's
+                // `\r` comes escaped).
+                let (body, newline) = match raw.strip_suffix(b"\n") {
+                    Some(body) => (body.strip_suffix(b"\r").unwrap_or(body), true),
+                    None => (&raw[..], false),
+                };
+                let text = String::from_utf8_lossy(body);
+                let text = &*text;
                 if !outcome.begun {
                     if text == CONSOLE_BEGIN {
                         outcome.begun = true;
@@ -695,13 +702,23 @@ fn boot(
                     continue;
                 }
                 // A line for standard error may follow an unfinished line for standard
-                // output (a fatal report in the middle of a line): split there.
-                let lines = match text.split_once(char::from(STDERR_PREFIX)) {
-                    None => vec![Line::Out(text.to_string())],
-                    Some(("", text)) => vec![Line::Err(text.to_string())],
-                    Some((out, err)) => {
-                        vec![Line::Out(out.to_string()), Line::Err(err.to_string())]
+                // output (a fatal report in the middle of a line): split there. Programs'
+                // bytes come escaped (`Console::write_program_bytes`), so a marker byte is
+                // the kernel's.
+                let tail = |bytes: &[u8]| {
+                    let mut bytes = unescape_program_bytes(bytes);
+                    if newline {
+                        bytes.push(b'\n');
                     }
+                    bytes
+                };
+                let lines = match body.iter().position(|&byte| byte == STDERR_PREFIX) {
+                    None => vec![Line::Out(tail(body))],
+                    Some(0) => vec![Line::Err(tail(&body[1..]))],
+                    Some(at) => vec![
+                        Line::Out(unescape_program_bytes(&body[..at])),
+                        Line::Err(tail(&body[at + 1..])),
+                    ],
                 };
                 for line in lines {
                     on_line(&line);

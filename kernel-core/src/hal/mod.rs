@@ -21,7 +21,9 @@ mod time;
 mod trap;
 
 pub use boot::{BootInfo, MemoryKind, MemoryRegion};
-pub use console::{Console, STDERR_PREFIX};
+pub use console::{
+    Console, ESCAPE_PREFIX, STDERR_PREFIX, escape_program_bytes, is_escaped, unescape_program_bytes,
+};
 pub use context::{ContextError, ExecutionContexts};
 pub use cpu::{CpuError, CpuId, Cpus, Isa, IsaFeatures, Machine, VectorFeatures};
 pub use memory::{MemoryError, Protection, VirtualMemory};

@@ -359,7 +359,7 @@ fn print<H: KernelHal>(process: &Process<H>, caller: &Caller<'_>, args: &[Val]) 
     let len = i32_arg(args, 1);
     match caller.read(i32_arg(args, 0), len) {
         Some(bytes) => {
-            process.kernel().hal().write_bytes(bytes);
+            process.kernel().hal().write_program_bytes(bytes, false);
             len
         }
         None => Errno::BadPointer as i32,

@@ -457,11 +457,11 @@ fn write<H: KernelHal>(
     let written = match object {
         Object::Stdout | Object::Stderr if positioned => return Err(Errno::SPipe),
         Object::Stdout => {
-            hal.write_bytes(&data);
+            hal.write_program_bytes(&data, false);
             data.len()
         }
         Object::Stderr => {
-            hal.write_error_bytes(&data);
+            hal.write_program_bytes(&data, true);
             data.len()
         }
         Object::Stdin | Object::Directory { .. } => return Err(Errno::BadF),
