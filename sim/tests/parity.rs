@@ -25,6 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kernel_core::boot::image::{BootImage, Job, KernelOptions, RunRequest, STDERR_PREFIX};
+use kernel_core::hal::unescape_program_bytes;
 use kernel_core::job::{BATCH_MARKER, format_value};
 use kernel_core::spec::{Action, CommandKind, SpecValue};
 use kernel_core::wasm::runtime::Val;
@@ -222,11 +223,15 @@ fn run_in_qemu(
                 _ => {}
             }
         } else if let Some((_, outcome)) = current.as_mut() {
+            // Programs' bytes come escaped on the console (`write_program_bytes`).
+            let unescaped = |text: &str| {
+                String::from_utf8_lossy(&unescape_program_bytes(text.as_bytes())).into_owned()
+            };
             let prefix = char::from(STDERR_PREFIX);
             if let Some(error) = line.strip_prefix(prefix) {
-                outcome.first_stderr.get_or_insert_with(|| error.to_owned());
+                outcome.first_stderr.get_or_insert_with(|| unescaped(error));
             } else {
-                outcome.stdout.push(line.to_owned());
+                outcome.stdout.push(unescaped(line));
             }
         }
     }
@@ -944,6 +949,12 @@ fn generated() -> Vec<Case> {
     cases.push(Case::new(
         "gen-print",
         "(module (import \"k23\" \"print\" (func $print (param i32 i32))) (memory 1) (data (i32.const 0) \"hello from the module\\n\") (func (export \"_start\") (call $print (i32.const 0) (i32.const 22))))",
+    ));
+    // Bytes the console's framing uses (the stderr and frame prefixes, the escape, a
+    // carriage return) in a program's output reach `sim qemu`'s standard output as written.
+    cases.push(Case::new(
+        "gen-print-console-bytes",
+        "(module (import \"k23\" \"print\" (func $print (param i32 i32) (result i32))) (memory 1) (data (i32.const 0) \"a\\1eb\\1dc\\0dd\\1ce\\n\\1dT\\1etree\\n\") (func (export \"_start\") (drop (call $print (i32.const 0) (i32.const 18)))))",
     ));
     cases.push(Case::new(
         "gen-print-bad-pointer",

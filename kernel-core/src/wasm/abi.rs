@@ -7,17 +7,21 @@
 //! # Calling conventions
 //!
 //! * **WebAssembly functions** use Cranelift's `tail` calling convention with the signature
-//!   `(callee_vmctx: ptr, caller_vmctx: ptr, params...) -> results`. `VMFuncRef::wasm_call`
-//!   and `VMFunctionImport::wasm_call` point at such code.
+//!   `(callee_vmctx: ptr, caller_vmctx: ptr, stack_left: i64, params...) -> results`.
+//!   `stack_left` is what is left of the call's stack budget in frame costs
+//!   (`compile::stack_cost`): a counted function traps with `call stack exhausted` when
+//!   it is below its cost and passes on what remains after its cost to its callees.
+//!   `VMFuncRef::wasm_call` and `VMFunctionImport::wasm_call` point at such code.
 //! * **Array shims** (one per function type of a module) use the `tail` convention with the
-//!   signature `(callee_vmctx: ptr, caller_vmctx: ptr, values: ptr, wasm_call: ptr) -> ()`.
-//!   They load the parameters from `values` (one [`VALUE_SLOT_SIZE`]-byte slot per value,
-//!   little-endian at the start of the slot), call `wasm_call` with the WebAssembly
-//!   convention, and store the results into the slots from the first one.
+//!   signature `(callee_vmctx: ptr, caller_vmctx: ptr, values: ptr, wasm_call: ptr,
+//!   stack_left: i64) -> ()`. They load the parameters from `values` (one
+//!   [`VALUE_SLOT_SIZE`]-byte slot per value, little-endian at the start of the slot), call
+//!   `wasm_call` with the WebAssembly convention, and store the results into the slots
+//!   from the first one.
 //!   `VMFuncRef::array_call` points at the shim of the function's type.
 //! * **The entry trampoline** (one per module) uses the platform's C convention:
 //!   `(activation: *mut VMActivation, array_shim: ptr, wasm_call: ptr, callee_vmctx: ptr,
-//!   caller_vmctx: ptr, values: ptr) -> i32`. It stores its frame pointer, stack pointer and
+//!   caller_vmctx: ptr, values: ptr, stack_left: i64) -> i32`. It stores its frame pointer, stack pointer and
 //!   the address of its exception handler into the [`VMActivation`], calls `array_shim` with
 //!   `try_call_indirect` (`tail` convention, so the exceptional edge clobbers every register
 //!   and needs no register restore), and returns 1 on a normal return, 0 when a trap
@@ -66,17 +70,13 @@ pub const WASM_PAGE_SIZE: u64 = 1 << 16;
 #[derive(Debug)]
 pub struct VMStoreContext {
     /// The lowest stack address WebAssembly may use; function prologues trap with
-    /// `call stack exhausted` below it. A backstop behind `stack_left`
+    /// `call stack exhausted` below it. A backstop behind the count of frame costs
     /// ([`counted_stack_budget`]), reached only by frames over twice their cost.
     pub stack_limit: usize,
     /// The epoch at which generated code calls [`Builtin::EpochInterrupt`]: it compares the
     /// counter behind the VMContext's `epoch_ptr` with this at every function entry and
     /// loop header. `u64::MAX` (the default) never interrupts.
     pub epoch_deadline: AtomicU64,
-    /// The stack budget left, in the ISA-independent frame costs of
-    /// `compile::stack_cost`: each counted function takes its cost at entry (trapping
-    /// with `call stack exhausted` when less is left) and gives it back when it returns.
-    pub stack_left: u64,
 }
 
 impl Default for VMStoreContext {
@@ -84,7 +84,6 @@ impl Default for VMStoreContext {
         Self {
             stack_limit: 0,
             epoch_deadline: AtomicU64::new(u64::MAX),
-            stack_left: 0,
         }
     }
 }
@@ -93,9 +92,6 @@ impl Default for VMStoreContext {
 pub const STORE_CONTEXT_STACK_LIMIT: u32 = offset_of!(VMStoreContext, stack_limit) as u32;
 /// Offset of [`VMStoreContext::epoch_deadline`].
 pub const STORE_CONTEXT_EPOCH_DEADLINE: u32 = offset_of!(VMStoreContext, epoch_deadline) as u32;
-/// Offset of [`VMStoreContext::stack_left`].
-pub const STORE_CONTEXT_STACK_LEFT: u32 = offset_of!(VMStoreContext, stack_left) as u32;
-
 /// The part of a call's stack budget (bytes of machine stack below the call) that
 /// generated code counts in frame costs (`compile::stack_cost`): half. The other half is
 /// room for machine frames larger than their cost (up to twice it: a value on the operand
@@ -349,4 +345,5 @@ pub type EntryTrampoline = unsafe extern "C" fn(
     callee_vmctx: *mut VMContext,
     caller_vmctx: *mut VMContext,
     values: *mut u8,
+    stack_left: u64,
 ) -> i32;

@@ -1,7 +1,8 @@
 //! Calls: `call` and `call_indirect`.
 //!
-//! Every WebAssembly call passes `(callee_vmctx, caller_vmctx, args...)` with the `tail`
-//! convention ([`crate::wasm::abi`]). A defined function is called directly (a colocated
+//! Every WebAssembly call passes `(callee_vmctx, caller_vmctx, stack_left, args...)` with
+//! the `tail` convention ([`crate::wasm::abi`]), `stack_left` being what the caller leaves
+//! of the stack budget after its own cost (`stack_cost`). A defined function is called directly (a colocated
 //! call the linker patches) with this instance's VMContext twice; an imported one through
 //! the `wasm_call` and `vmctx` of its `VMFunctionImport`.
 //!
@@ -43,7 +44,8 @@ impl FuncTranslator<'_, '_> {
         Ok(true)
     }
 
-    /// Pops `type_index`'s parameters and prepends the two VMContexts.
+    /// Pops `type_index`'s parameters and prepends the two VMContexts and the stack
+    /// budget this function leaves.
     fn call_arguments(
         &mut self,
         type_index: TypeIndex,
@@ -51,9 +53,10 @@ impl FuncTranslator<'_, '_> {
     ) -> Result<Vec<Value>, CompileError> {
         let count = self.env.func_type(type_index)?.params.len();
         let params = self.pop_n(count)?;
-        let mut args = Vec::with_capacity(count + 2);
+        let mut args = Vec::with_capacity(count + 3);
         args.push(callee_vmctx.unwrap_or(self.vmctx));
         args.push(self.vmctx);
+        args.push(self.stack_left_for_callees()?);
         args.extend(params);
         Ok(args)
     }

@@ -106,7 +106,6 @@ impl FuncTranslator<'_, '_> {
             Operator::Return => {
                 let count = self.control.first().map_or(0, |frame| frame.num_results);
                 let results = self.peek_n(count)?.to_vec();
-                self.end_stack_charge()?;
                 self.builder.ins().return_(&results);
                 self.reachable = false;
             }
@@ -312,7 +311,6 @@ impl FuncTranslator<'_, '_> {
         if self.control.is_empty() && self.reachable {
             // The end of the function body.
             let results = self.pop_n(frame.num_results)?;
-            self.end_stack_charge()?;
             self.builder.ins().return_(&results);
         }
         Ok(())

@@ -277,6 +277,8 @@ pub(super) fn wasm_signature(ty: &FuncType) -> Result<Signature, CompileError> {
         .params
         .push(AbiParam::special(POINTER, ArgumentPurpose::VMContext));
     signature.params.push(AbiParam::new(POINTER));
+    // What is left of the stack budget, in frame costs (`stack_cost`).
+    signature.params.push(AbiParam::new(types::I64));
     for param in &ty.params {
         signature.params.push(AbiParam::new(ir_type(*param)?));
     }

@@ -140,6 +140,9 @@ pub(super) struct FuncTranslator<'env, 'b> {
     pub unreachable_depth: u32,
     /// The function's own VMContext (its `callee_vmctx` parameter).
     pub vmctx: Value,
+    /// What its caller left of the stack budget, in frame costs (its `stack_left`
+    /// parameter; see `stack_cost`).
+    pub(super) stack_left: Value,
     /// Every local, parameters first, with its type.
     pub(super) locals: Vec<(Variable, ir::Type)>,
     /// Signatures imported into the function, by type index.
@@ -172,8 +175,9 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
         builder.seal_block(entry);
         let params = builder.block_params(entry).to_vec();
         let mut locals = Vec::with_capacity(params.len());
-        // Parameters 0 and 1 are the callee's and the caller's VMContext.
-        for &param in params.iter().skip(2) {
+        // Parameters 0 and 1 are the callee's and the caller's VMContext, 2 the stack
+        // budget left.
+        for &param in params.iter().skip(3) {
             let ty = builder.func.dfg.value_type(param);
             let variable = builder.declare_var(ty);
             builder.def_var(variable, param);
@@ -187,6 +191,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             reachable: true,
             unreachable_depth: 0,
             vmctx: params[0],
+            stack_left: params[2],
             locals,
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),

@@ -3,19 +3,23 @@
 //!
 //! Cranelift's frames for one function differ between ISAs: x86-64 spills an `f64` into 16
 //! bytes where riscv64 uses 8, riscv64 keeps in spill slots sums that x86-64 folds into an
-//! addressing mode (a recursion keeping 1000 `global + i` values has 32-byte frames on
+//! addressing mode (a recursion keeping 1000 `global + i` values has 48-byte frames on
 //! x86-64 and 7.6 KB ones on riscv64), and the callee-saved registers differ. A stack limit
 //! on machine addresses alone therefore stops the same program at different depths on the
 //! two HALs. So each function has a **cost**, computed from its WebAssembly alone, and
-//! generated code keeps the store's budget ([`VMStoreContext::stack_left`]) in those
-//! costs: a counted function takes its cost at entry, trapping with `call stack exhausted`
-//! when less is left, and gives it back before it returns. The same program passes the
-//! same number of counted entries on every ISA, so it runs out at the same call.
+//! every WebAssembly call passes what is left of the budget in those costs (the
+//! `stack_left` parameter after the two VMContexts, see [`crate::wasm::abi`]): a counted
+//! function traps with `call stack exhausted` when it was left less than its cost, and
+//! passes on the rest to its callees. The same program makes the same calls on every ISA,
+//! so it runs out at the same call. Kept in a register along the chain, the count needs
+//! no memory: a compare, a branch and a subtract at the entry of a counted function, and
+//! one more argument per call.
 //!
 //! The cost approximates the machine frame from above for ordinary code:
-//! [`FRAME_BASE_COST`] for the return address and the frame pointer, and for each parameter, local and operand-stack slot at the function's
-//! deepest point the largest spill slot any of our ISAs gives its type (8 bytes for
-//! integers and references, 16 for floats and vectors). Only half of a call's stack budget
+//! [`FRAME_BASE_COST`] for the return address and the frame pointer, and for each
+//! parameter, local and operand-stack slot at the function's deepest point the largest
+//! spill slot any of our ISAs gives its type (8 bytes for integers and references, 16 for
+//! floats and vectors). Only half of a call's stack budget
 //! is counted ([`counted_stack_budget`]); the machine limit
 //! ([`VMStoreContext::stack_limit`]) at the whole budget stays as a backstop, so that
 //! frames up to twice their cost never reach it. Frames do pass their cost: Cranelift
@@ -26,24 +30,20 @@
 //!
 //! Counted: every function that makes calls (recursion needs calls) and every leaf whose
 //! cost passes [`UNCOUNTED_LEAF_COST`]; small leaves end any chain and fit in the margin.
-//! The count costs a load, a compare, a store at entry and a load, an add and a store at
-//! each return.
+//! Host functions do not call WebAssembly, so the count never crosses the host.
 //!
-//! [`VMStoreContext::stack_left`]: crate::wasm::abi::VMStoreContext::stack_left
 //! [`VMStoreContext::stack_limit`]: crate::wasm::abi::VMStoreContext::stack_limit
 //! [`counted_stack_budget`]: crate::wasm::abi::counted_stack_budget
 
 use alloc::vec::Vec;
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self, Function, InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{self, Function, InstBuilder, Value, types};
 
 use super::CompileError;
-use super::environ::offset32;
 use super::func_translator::FuncTranslator;
 use super::trap_code;
-use crate::wasm::abi::STORE_CONTEXT_STACK_LEFT;
-use crate::wasm::env::{VMShape, ValType};
+use crate::wasm::env::ValType;
 use crate::wasm::trap::Trap;
 
 /// Bytes every counted frame costs besides its slots: the return address and the frame
@@ -94,14 +94,14 @@ pub fn frame_cost(
     Ok(ir_frame_cost(types, max_stack))
 }
 
-/// The instructions one function's count is made of, kept until its cost is known (after
-/// the body is translated) to set it, or to take them out of an uncounted leaf.
+/// The instructions of one function's count, kept until its cost is known (after the
+/// body is translated) to set it, or to take them out of an uncounted leaf.
 #[derive(Debug)]
 pub(super) struct StackCharge {
     /// The `iconst` of the cost, set by [`StackCharge::settle`].
     cost: Value,
-    /// The store context, loaded at entry.
-    store_context: Value,
+    /// What the function leaves its callees: its `stack_left` less its cost.
+    rest: Value,
     /// Every instruction of the count, the cost's included.
     insts: Vec<ir::Inst>,
 }
@@ -140,24 +140,12 @@ impl StackCharge {
 }
 
 impl FuncTranslator<'_, '_> {
-    /// Emits the function entry's count: trap with `call stack exhausted` when the store
-    /// has less than the cost left, else take it. The cost is a placeholder until
-    /// [`StackCharge::settle`].
+    /// Emits the function entry's count: trap with `call stack exhausted` when the caller
+    /// left less than the cost, else keep what remains for the callees. The cost is a
+    /// placeholder until [`StackCharge::settle`].
     pub(super) fn begin_stack_charge(&mut self) -> Result<(), CompileError> {
-        let fixed = MemFlagsData::trusted().with_readonly();
-        let store_context = self.builder.ins().load(
-            super::environ::POINTER,
-            fixed,
-            self.vmctx,
-            offset32(VMShape::STORE_CONTEXT)?,
-        );
+        let left = self.stack_left;
         let cost = self.builder.ins().iconst(types::I64, 0);
-        let changing = MemFlagsData::trusted();
-        let offset = offset32(STORE_CONTEXT_STACK_LEFT)?;
-        let left = self
-            .builder
-            .ins()
-            .load(types::I64, changing, store_context, offset);
         let enough = self
             .builder
             .ins()
@@ -167,45 +155,21 @@ impl FuncTranslator<'_, '_> {
             .ins()
             .trapz(enough, trap_code(Trap::StackOverflow));
         let rest = self.builder.ins().isub(left, cost);
-        let store = self
-            .builder
-            .ins()
-            .store(changing, rest, store_context, offset);
-        let mut insts = Vec::with_capacity(8);
-        for value in [store_context, cost, left, enough, rest] {
+        let mut insts = Vec::with_capacity(4);
+        for value in [cost, enough, rest] {
             insts.push(self.defining_inst(value)?);
         }
-        insts.extend([trap, store]);
-        self.stack_charge = Some(StackCharge {
-            cost,
-            store_context,
-            insts,
-        });
+        insts.push(trap);
+        self.stack_charge = Some(StackCharge { cost, rest, insts });
         Ok(())
     }
 
-    /// Emits, before a return, the giving back of the function's cost.
-    pub(super) fn end_stack_charge(&mut self) -> Result<(), CompileError> {
-        let Some(charge) = &self.stack_charge else {
-            return Ok(());
-        };
-        let (cost, store_context) = (charge.cost, charge.store_context);
-        let changing = MemFlagsData::trusted();
-        let offset = offset32(STORE_CONTEXT_STACK_LEFT)?;
-        let left = self
-            .builder
-            .ins()
-            .load(types::I64, changing, store_context, offset);
-        let back = self.builder.ins().iadd(left, cost);
-        let store = self
-            .builder
-            .ins()
-            .store(changing, back, store_context, offset);
-        let insts = [self.defining_inst(left)?, self.defining_inst(back)?, store];
-        if let Some(charge) = &mut self.stack_charge {
-            charge.insts.extend(insts);
-        }
-        Ok(())
+    /// What this function passes its callees as their `stack_left`.
+    pub(super) fn stack_left_for_callees(&self) -> Result<Value, CompileError> {
+        self.stack_charge
+            .as_ref()
+            .map(|charge| charge.rest)
+            .ok_or_else(|| CompileError::Codegen("a call before the stack count".into()))
     }
 
     /// The instruction that defines `value`.

@@ -1,10 +1,12 @@
 //! The trampolines of [`crate::wasm::abi`]: array shims, wasm-to-host trampolines and the
 //! entry trampoline.
 //!
-//! * An **array shim** (`tail`, `(callee_vmctx, caller_vmctx, values, wasm_call)`) loads
-//!   the parameters from `values` (one [`VALUE_SLOT_SIZE`]-byte slot each), calls
-//!   `wasm_call`, and stores the results into the slots from the first.
-//! * A **wasm-to-host trampoline** (the WebAssembly signature of its type) spills the
+//! * An **array shim** (`tail`, `(callee_vmctx, caller_vmctx, values, wasm_call,
+//!   stack_left)`) loads the parameters from `values` (one [`VALUE_SLOT_SIZE`]-byte slot
+//!   each), calls `wasm_call` with `stack_left`, and stores the results into the slots from
+//!   the first.
+//! * A **wasm-to-host trampoline** (the WebAssembly signature of its type, whose
+//!   `stack_left` it does not need: host functions do not call WebAssembly) spills the
 //!   parameters into slots in its frame, calls `VMHostFuncContext::host_call` with the C
 //!   convention as `(host_context, caller_vmctx, values, capacity)`, traps with
 //!   `host function failed` on a non-zero status, and returns the results from the slots.
@@ -15,7 +17,7 @@
 //!
 //! The entry trampoline's stack pointer, as `get_stack_pointer` reads it in its body, is
 //! the one the handler expects: Cranelift keeps SP fixed between prologue and epilogue
-//! (outgoing arguments live in the fixed frame), the shim takes its four arguments in
+//! (outgoing arguments live in the fixed frame), the shim takes its five arguments in
 //! registers so the call pushes no stack arguments, and a `tail` callee pops only stack
 //! arguments (none here), so the call site's SP — which the handler is entered with, as
 //! for any exceptional return — equals the recorded value.
@@ -83,6 +85,7 @@ pub(super) fn array_shim(
     let (params, results) = value_types(env, type_index)?;
     let mut signature = Signature::new(CallConv::Tail);
     signature.params.extend([AbiParam::new(POINTER); 4]);
+    signature.params.push(AbiParam::new(types::I64));
     let mut func =
         Function::with_name_signature(UserFuncName::user(1, type_index.as_u32()), signature);
     {
@@ -91,11 +94,13 @@ pub(super) fn array_shim(
         builder.append_block_params_for_function_params(block);
         builder.switch_to_block(block);
         builder.seal_block(block);
-        let [callee_vmctx, caller_vmctx, values, wasm_call] = *builder.block_params(block) else {
+        let [callee_vmctx, caller_vmctx, values, wasm_call, stack_left] =
+            *builder.block_params(block)
+        else {
             return Err(CompileError::Codegen("array shim parameters".into()));
         };
-        let mut args = Vec::with_capacity(params.len() + 2);
-        args.extend([callee_vmctx, caller_vmctx]);
+        let mut args = Vec::with_capacity(params.len() + 3);
+        args.extend([callee_vmctx, caller_vmctx, stack_left]);
         for (index, &ty) in params.iter().enumerate() {
             args.push(
                 builder
@@ -148,7 +153,7 @@ pub(super) fn wasm_to_host(
             bytes,
             VALUE_SLOT_SIZE.trailing_zeros() as u8,
         ));
-        for (index, &value) in incoming[2..].iter().enumerate() {
+        for (index, &value) in incoming[3..].iter().enumerate() {
             builder
                 .ins()
                 .stack_store(POINTER, value, slots, slot_offset(index)?);
@@ -191,12 +196,15 @@ pub(super) fn entry_trampoline(
     isa: &dyn TargetIsa,
     builder_context: &mut FunctionBuilderContext,
 ) -> Result<Function, CompileError> {
-    // (activation, array_shim, wasm_call, callee_vmctx, caller_vmctx, values) -> i32
+    // (activation, array_shim, wasm_call, callee_vmctx, caller_vmctx, values, stack_left)
+    // -> i32
     let mut signature = Signature::new(isa.default_call_conv());
     signature.params.extend([AbiParam::new(POINTER); 6]);
+    signature.params.push(AbiParam::new(types::I64));
     signature.returns.push(AbiParam::new(types::I32));
     let mut shim = Signature::new(CallConv::Tail);
     shim.params.extend([AbiParam::new(POINTER); 4]);
+    shim.params.push(AbiParam::new(types::I64));
 
     let mut func = Function::with_name_signature(UserFuncName::user(3, 0), signature);
     {
@@ -215,6 +223,7 @@ pub(super) fn entry_trampoline(
             callee_vmctx,
             caller_vmctx,
             values,
+            stack_left,
         ] = *builder.block_params(entry)
         else {
             return Err(CompileError::Codegen("entry trampoline parameters".into()));
@@ -256,7 +265,7 @@ pub(super) fn entry_trampoline(
             ));
         builder.ins().try_call_indirect(
             array_shim,
-            &[callee_vmctx, caller_vmctx, values, wasm_call],
+            &[callee_vmctx, caller_vmctx, values, wasm_call, stack_left],
             table,
         );
 

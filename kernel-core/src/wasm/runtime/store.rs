@@ -793,7 +793,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             code: core::ptr::slice_from_raw_parts(core::ptr::null(), 0),
             trap: None,
         };
-        let (entry, engine, outermost) = {
+        let (entry, engine, outermost, stack_left) = {
             // Safety: the caller guarantees a live store with no reference in use; this
             // borrow ends with the block, before any code runs.
             let inner = unsafe { &mut *store.as_ptr() };
@@ -806,23 +806,22 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
             // (instantiation needs `&mut Store`, builtins never touch it).
             context.code = core::ptr::from_ref::<[Arc<CodeInfo>]>(&inner.code);
             // Half the budget is counted in frame costs (`compile::stack_cost`), the same
-            // on every ISA; the machine limit at the whole budget is a backstop. A nested
-            // call (from a host function) goes on from what the outer calls left, and
-            // every call puts back what it found, so that frames a trap skipped are given
-            // back.
+            // on every ISA, and passed down the calls; the machine limit at the whole
+            // budget is a backstop. (Host functions do not call WebAssembly; a nested
+            // call, were there one, would count what is left above the machine limit.)
+            let here = core::ptr::from_ref(&context) as usize;
             let outermost = inner.context.stack_limit == 0;
-            if outermost {
-                let here = core::ptr::from_ref(&context) as usize;
+            let budget = if outermost {
                 let (floor, budget) = inner
                     .stack_budget
                     .unwrap_or((0, inner.engine.config().wasm_stack_size));
                 inner.context.stack_limit = here.saturating_sub(budget).max(floor);
-                inner.context.stack_left = counted_stack_budget(budget);
-            }
-            (entry, inner.engine, outermost)
+                budget
+            } else {
+                here.saturating_sub(inner.context.stack_limit)
+            };
+            (entry, inner.engine, outermost, counted_stack_budget(budget))
         };
-        // Safety: as above; read before any code runs.
-        let left_before = unsafe { (*store.as_ptr()).context.stack_left };
         let hal = engine.hal();
         let context_pointer = core::ptr::from_mut(&mut context);
         let previous = hal.set_trap_context(context_pointer as usize);
@@ -843,6 +842,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
                 funcref.vmctx,
                 funcref.vmctx,
                 values.as_mut_ptr(),
+                stack_left,
             )
         };
         hal.set_trap_context(previous);
@@ -854,7 +854,6 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         if outermost {
             inner.context.stack_limit = 0;
         }
-        inner.context.stack_left = left_before;
         if returned == 0 {
             return Err(inner.trap_error(record));
         }
