@@ -445,3 +445,61 @@ fn the_stack_budget_counts_from_the_call_and_stops_at_the_floor() {
         "the floor a sixteenth of the budget down: {floored} frames, {shallow} without"
     );
 }
+
+/// `Store::typed_func`: the type is checked once, calls carry Rust values, traps come back
+/// as from `Store::call`, and a typed function refuses another store.
+#[test]
+fn typed_functions_call_with_rust_values() {
+    let mut store = Store::new(hosted_engine());
+    let instance = instantiate(
+        &mut store,
+        r#"(module
+             (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+             (func (export "mix") (param i64 f32 f64) (result f64 i64)
+               (f64.add (f64.promote_f32 (local.get 1)) (local.get 2)) (local.get 0))
+             (func (export "nothing"))
+             (func (export "trap") (param i32) (result i32) unreachable))"#,
+        &[],
+    );
+    let add = store
+        .typed_func::<(i32, i32), i32>(func(&store, instance, "add"))
+        .unwrap();
+    assert_eq!(add.call(&mut store, (2, -5)).unwrap(), -3);
+    assert_eq!(add.call(&mut store, (i32::MAX, 1)).unwrap(), i32::MIN);
+    let mix = store
+        .typed_func::<(i64, f32, f64), (f64, i64)>(func(&store, instance, "mix"))
+        .unwrap();
+    assert_eq!(mix.call(&mut store, (7, 1.5, 0.25)).unwrap(), (1.75, 7));
+    let nothing = store
+        .typed_func::<(), ()>(func(&store, instance, "nothing"))
+        .unwrap();
+    nothing.call(&mut store, ()).unwrap();
+    let trap = store
+        .typed_func::<i32, i32>(func(&store, instance, "trap"))
+        .unwrap();
+    assert!(matches!(
+        trap.call(&mut store, 1),
+        Err(CallError::Trap {
+            trap: Trap::Unreachable,
+            ..
+        })
+    ));
+    // The store is still usable after the trap.
+    assert_eq!(add.call(&mut store, (1, 1)).unwrap(), 2);
+    // Wrong types are refused when the typed function is made.
+    assert!(matches!(
+        store.typed_func::<(i32, i64), i32>(func(&store, instance, "add")),
+        Err(CallError::BadArguments(_))
+    ));
+    assert!(matches!(
+        store.typed_func::<(i32, i32), ()>(func(&store, instance, "add")),
+        Err(CallError::BadArguments(_))
+    ));
+    // Another store's typed function is refused, not called.
+    let mut other = Store::new(hosted_engine());
+    instantiate(&mut other, "(module)", &[]);
+    assert!(matches!(
+        add.call(&mut other, (1, 2)),
+        Err(CallError::BadArguments(_))
+    ));
+}

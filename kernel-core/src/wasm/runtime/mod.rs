@@ -24,6 +24,7 @@ mod test_hal;
 #[cfg(test)]
 mod tests;
 pub mod trap_handler;
+mod typed;
 mod values;
 
 pub use code::{CodeInfo, FrameInfo, MAX_NAME_CHARS, escape_name};
@@ -33,4 +34,5 @@ pub use store::{
     BacktraceFrame, CallError, Extern, Func, GlobalId, HostFuncId, InstanceId, InstantiationError,
     MemoryId, Store, TableId,
 };
+pub use typed::{TypedFunc, WasmType, WasmValues};
 pub use values::{FuncRef, Val};

@@ -37,7 +37,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::builtins::builtin_array;
 use super::code::CodeInfo;
@@ -214,6 +214,8 @@ pub(crate) struct GlobalEntry {
 /// through copies of it (see the module's aliasing rules).
 pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) engine: &'e Engine<H>,
+    /// A number no other store of this kernel has (see [`NEXT_STORE_ID`]).
+    pub(crate) id: u64,
     /// The root pointer of this store (what [`Store`] owns), for instances to point back.
     pub(crate) root: NonNull<Self>,
     /// What the VMContext header's `store_context` points at.
@@ -246,6 +248,10 @@ pub(crate) struct StoreInner<'e, H: RuntimeHal> {
     pub(crate) host_global_definitions: Vec<StableBox<VMGlobalDefinition>>,
 }
 
+/// The id of the next store made: what tells stores apart where an address would not
+/// (a store made where a dropped one was).
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A store: instances and the objects they share. Dropping it frees them all.
 pub struct Store<'e, H: RuntimeHal> {
     /// The root pointer of the store (from `Box::leak`, freed in `Drop`); see the
@@ -260,6 +266,7 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     pub fn new(engine: &'e Engine<H>) -> Self {
         let inner = Box::new(StoreInner {
             engine,
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             root: NonNull::dangling(),
             context: VMStoreContext::default(),
             builtins: builtin_array::<H>(),
@@ -298,6 +305,11 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// An exclusive borrow of the store for as long as `self` is borrowed mutably. Do not
     /// hold it across a call into generated code or a callback: use
     /// [`StoreInner::call_raw`].
+    /// The root pointer, for calls that borrow the store only while no code runs.
+    pub(super) const fn root(&self) -> NonNull<StoreInner<'e, H>> {
+        self.inner
+    }
+
     fn inner_mut(&mut self) -> &mut StoreInner<'e, H> {
         // Safety: as for `inner`; `&mut self` rules out every other borrow made through
         // this `Store`.
@@ -788,6 +800,33 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         for (index, value) in args.iter().enumerate() {
             values[index * slot..(index + 1) * slot].copy_from_slice(&value.to_slot());
         }
+        // Safety: the caller's contract, and `values` has a slot for every parameter and
+        // result of `ty`, the funcref's type.
+        unsafe { Self::call_slots(store, funcref, &mut values) }?;
+        Ok(ty
+            .results
+            .iter()
+            .enumerate()
+            .map(|(index, ty)| {
+                let mut bytes = [0u8; VALUE_SLOT_SIZE as usize];
+                bytes.copy_from_slice(&values[index * slot..(index + 1) * slot]);
+                Val::from_slot(*ty, bytes)
+            })
+            .collect())
+    }
+
+    /// Calls through a `VMFuncRef` with its arguments in `values`, one
+    /// [`VALUE_SLOT_SIZE`]-byte slot each, where its results are left; see
+    /// [`StoreInner::call_raw`].
+    ///
+    /// # Safety
+    /// As [`StoreInner::call_raw`], and `values` must have a slot for every parameter and
+    /// every result of the function's type, the parameters written in them.
+    pub(crate) unsafe fn call_slots(
+        store: NonNull<Self>,
+        funcref: &VMFuncRef,
+        values: &mut [u8],
+    ) -> Result<(), CallError> {
         let mut context = CallContext {
             activation: VMActivation::default(),
             code: core::ptr::slice_from_raw_parts(core::ptr::null(), 0),
@@ -857,16 +896,7 @@ impl<'e, H: RuntimeHal> StoreInner<'e, H> {
         if returned == 0 {
             return Err(inner.trap_error(record));
         }
-        Ok(ty
-            .results
-            .iter()
-            .enumerate()
-            .map(|(index, ty)| {
-                let mut bytes = [0u8; VALUE_SLOT_SIZE as usize];
-                bytes.copy_from_slice(&values[index * slot..(index + 1) * slot]);
-                Val::from_slot(*ty, bytes)
-            })
-            .collect())
+        Ok(())
     }
 
     fn trap_error(&mut self, record: Option<TrapRecord>) -> CallError {
