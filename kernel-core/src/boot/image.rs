@@ -288,8 +288,8 @@ impl BootImage {
         out.u64(u64::from(self.options.max_processes));
         out.u64(u64::from(self.options.max_handles));
         out.byte(
-            u8::from(self.options.quiet) * OPTION_QUIET
-                | u8::from(self.options.bench_times) * OPTION_BENCH_TIMES,
+            (u8::from(self.options.quiet) * OPTION_QUIET)
+                | (u8::from(self.options.bench_times) * OPTION_BENCH_TIMES),
         );
         out.vec(&self.wasi.env, |out, var| out.str(var));
         out.vec(&self.wasi.preopens, |out, preopen| {
