@@ -243,8 +243,8 @@ pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
     })
 }
 
-/// The wall time of booting the hosted kernel on `cpus` CPUs to run `wasm` (instantiate
-/// only: the generated modules have no `_start`), as `sim run` does: the module compiled
+/// The wall time of booting the hosted kernel on `cpus` CPUs to run `wasm` (to be
+/// instantiated only, it must not export `_start`), as `sim run` does: the module compiled
 /// by the process with the kernel's compile workers, one per CPU
 /// (`kernel_core::process::workers`).
 pub fn boot_and_load(wasm: &[u8], cpus: usize) -> Result<Duration, String> {
@@ -263,10 +263,47 @@ pub fn boot_and_load(wasm: &[u8], cpus: usize) -> Result<Duration, String> {
     Ok(run.elapsed)
 }
 
+/// `wasm` without its export section, so that the `sim run` job only compiles and
+/// instantiates it (a program's `_start` would run). Sections are length-prefixed, and
+/// nothing inside a module refers to its exports.
+fn without_exports(wasm: &[u8]) -> Result<Vec<u8>, String> {
+    const EXPORT_SECTION: u8 = 7;
+    let malformed = || "a malformed module".to_string();
+    let mut out = wasm.get(..8).ok_or_else(malformed)?.to_vec();
+    let mut offset = 8;
+    while offset < wasm.len() {
+        let id = wasm[offset];
+        // The section's size: unsigned LEB128, at most 5 bytes.
+        let (mut size, mut shift, mut cursor) = (0usize, 0, offset + 1);
+        loop {
+            let byte = *wasm.get(cursor).ok_or_else(malformed)?;
+            cursor += 1;
+            size |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            if shift >= 35 {
+                return Err(malformed());
+            }
+        }
+        let end = cursor.checked_add(size).ok_or_else(malformed)?;
+        let section = wasm.get(offset..end).ok_or_else(malformed)?;
+        if id != EXPORT_SECTION {
+            out.extend_from_slice(section);
+        }
+        offset = end;
+    }
+    Ok(out)
+}
+
 /// The time the hosted kernel on `cpus` CPUs takes to compile `wasm` in a process with its
-/// compile workers: a boot that loads `wasm` ([`boot_and_load`]) less the median of three
-/// boots that load an empty module (the boot's own cost, about a millisecond).
+/// compile workers: a boot that loads `wasm` without its exports ([`boot_and_load`]) less
+/// the median of three boots that load an empty module (the boot's own cost, about a
+/// millisecond).
 pub fn kernel_compile(wasm: &[u8], cpus: usize) -> Result<Duration, String> {
+    let wasm = without_exports(wasm)?;
+    let wasm = wasm.as_slice();
     let empty = wat::parse_str("(module)").map_err(|error| error.to_string())?;
     let mut base = [
         boot_and_load(&empty, cpus)?,
