@@ -50,6 +50,19 @@ pub struct HostedConfig {
     pub command_line: String,
     /// The boot image (encoded by `kernel_core::boot::image`), if any.
     pub boot_image: Option<Vec<u8>>,
+    /// Keep the console's output in memory instead of writing it to standard output and
+    /// standard error, for an embedder to read with [`HostedHal::take_output`] (the
+    /// comparison harness checks a program's output this way).
+    pub capture_output: bool,
+}
+
+/// The console's output kept in memory ([`HostedConfig::capture_output`]).
+#[derive(Debug, Default)]
+struct CapturedOutput {
+    /// What went to standard output.
+    stdout: Vec<u8>,
+    /// What went to standard error.
+    stderr: Vec<u8>,
 }
 
 /// The hosted platform. One value per process; it lives until the process ends.
@@ -63,6 +76,8 @@ pub struct HostedHal {
     cpu_states: &'static [CpuState],
     /// Whether each CPU has been started; CPU 0 is the thread that made the HAL.
     cpu_started: Mutex<Vec<bool>>,
+    /// The console's output, when it is captured.
+    captured: Option<Mutex<CapturedOutput>>,
 }
 
 impl HostedHal {
@@ -103,17 +118,54 @@ impl HostedHal {
             boot_image,
             cpu_states,
             cpu_started: Mutex::new(cpu_started),
+            captured: config
+                .capture_output
+                .then(|| Mutex::new(CapturedOutput::default())),
         }
+    }
+
+    /// The console's standard output and standard error so far, taken (empty unless
+    /// [`HostedConfig::capture_output`] was set).
+    pub fn take_output(&self) -> (Vec<u8>, Vec<u8>) {
+        self.captured
+            .as_ref()
+            .map_or_else(Default::default, |captured| {
+                let mut captured = captured.lock().unwrap_or_else(|poison| poison.into_inner());
+                (
+                    core::mem::take(&mut captured.stdout),
+                    core::mem::take(&mut captured.stderr),
+                )
+            })
+    }
+
+    /// Appends `bytes` to the captured standard output or standard error; `false` when
+    /// the console is not captured.
+    fn capture(&self, bytes: &[u8], error: bool) -> bool {
+        let Some(captured) = &self.captured else {
+            return false;
+        };
+        let mut captured = captured.lock().unwrap_or_else(|poison| poison.into_inner());
+        let stream = if error {
+            &mut captured.stderr
+        } else {
+            &mut captured.stdout
+        };
+        stream.extend_from_slice(bytes);
+        true
     }
 }
 
 impl Console for HostedHal {
     fn write_bytes(&self, bytes: &[u8]) {
-        console::write_stdout(bytes);
+        if !self.capture(bytes, false) {
+            console::write_stdout(bytes);
+        }
     }
 
     fn write_error_bytes(&self, bytes: &[u8]) {
-        console::write_stderr(bytes);
+        if !self.capture(bytes, true) {
+            console::write_stderr(bytes);
+        }
     }
 
     fn write_program_bytes(&self, bytes: &[u8], to_error: bool) {

@@ -55,6 +55,7 @@ impl KernelArgs {
             max_processes: self.max_processes.unwrap_or(defaults.max_processes),
             max_handles: self.max_handles.unwrap_or(defaults.max_handles),
             quiet: false,
+            bench_times: false,
         }
     }
 }

@@ -51,6 +51,10 @@ enum Command {
         /// without `--invoke`, the program's arguments (WASI), after its file name.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// After the run, print on stderr one line per interval the program measured with
+        /// the `bench.start` / `bench.end` imports: `bench: N ns`.
+        #[arg(long)]
+        bench_times: bool,
         /// CPUs and limits of the kernel the module runs in.
         #[command(flatten)]
         kernel: boot::KernelArgs,
@@ -139,8 +143,9 @@ fn main() -> ExitCode {
             args,
             kernel,
             wasi,
+            bench_times,
             ..
-        }) => run::run(&file, invoke.as_deref(), &args, kernel, &wasi).code(),
+        }) => run::run(&file, invoke.as_deref(), &args, kernel, bench_times, &wasi).code(),
         Some(Command::Boot {
             init,
             programs,

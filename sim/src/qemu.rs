@@ -93,6 +93,10 @@ pub enum QemuCommand {
         /// `nan:0x200000`, `i32x4 1 2 3 4`, `ref.null`, `ref.extern 7` (see the README).
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// After the run, print on stderr one line per interval the program measured with
+        /// the `bench.start` / `bench.end` imports: `bench: N ns`.
+        #[arg(long)]
+        bench_times: bool,
         /// CPUs (harts) and limits of the kernel.
         #[command(flatten)]
         kernel: KernelArgs,
@@ -169,10 +173,18 @@ pub fn run(options: QemuArgs) -> u8 {
             args,
             kernel,
             wasi,
+            bench_times,
         } => {
             let stdin = wasi_stdin(std::slice::from_ref(&file));
             match wasi.options(true, stdin).and_then(|options| {
-                crate::run::image(&file, invoke.as_deref(), &args, kernel, options)
+                crate::run::image(
+                    &file,
+                    invoke.as_deref(),
+                    &args,
+                    kernel,
+                    bench_times,
+                    options,
+                )
             }) {
                 Ok(image) => run_image(
                     options.kernel,

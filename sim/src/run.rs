@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kernel_core::boot::image::{BootImage, Job, RunRequest, WasiOptions};
+use kernel_core::boot::image::{BootImage, Job, KernelOptions, RunRequest, WasiOptions};
 
 use crate::boot::{self, KernelArgs, WasiArgs};
 use crate::exit::Status;
@@ -12,7 +12,8 @@ use crate::module_file;
 
 /// The boot image of `sim run`: the module, instantiated (running the start function) with
 /// the syscalls; then `invoke` called with `args`, or `_start` when exported, its results
-/// printed one per line.
+/// printed one per line; with `bench_times`, then the intervals it measured with
+/// `bench.start` / `bench.end` on stderr.
 ///
 /// # Errors
 /// The status to exit with when the file cannot be read or parsed.
@@ -21,12 +22,16 @@ pub fn image(
     invoke: Option<&str>,
     args: &[String],
     kernel: KernelArgs,
+    bench_times: bool,
     wasi: WasiOptions,
 ) -> Result<BootImage, Status> {
     let module = module_file::read(path)?;
     Ok(BootImage {
         wasi,
-        options: kernel.options(),
+        options: KernelOptions {
+            bench_times,
+            ..kernel.options()
+        },
         job: Job::Run(RunRequest {
             path: path.display().to_string(),
             module,
@@ -42,13 +47,14 @@ pub fn run(
     invoke: Option<&str>,
     args: &[String],
     kernel: KernelArgs,
+    bench_times: bool,
     wasi: &WasiArgs,
 ) -> Status {
     let wasi = match wasi.options(false, None) {
         Ok(wasi) => wasi,
         Err(status) => return status,
     };
-    match image(path, invoke, args, kernel, wasi) {
+    match image(path, invoke, args, kernel, bench_times, wasi) {
         Ok(image) => boot::hosted(Some(&image), kernel.cpus),
         Err(status) => status,
     }

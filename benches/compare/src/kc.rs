@@ -1,19 +1,21 @@
 //! kernel-core (hosted): the runtime API of `kernel_core::wasm::runtime` on the hosted
-//! HAL, the code the kernel runs processes with, minus the scheduler.
+//! HAL, the code the kernel runs processes with, minus the scheduler; and whole boots of
+//! the hosted kernel for what only the kernel does (sightglass programs as processes with
+//! the kernel's WASI and `bench` markers, compilation on the kernel's CPUs).
 
-use std::cell::RefCell;
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hal_hosted::{HostedConfig, HostedHal};
-use kernel_core::wasm::env::{FuncType, ValType, WASM2_FEATURES};
+use kernel_core::boot::image::{
+    BootImage, Job, KernelOptions, Preopen, PreopenSource, RunRequest, WasiOptions,
+};
+use kernel_core::wasm::env::{FuncType, WASM2_FEATURES};
 use kernel_core::wasm::runtime::{
     Caller, Engine, EngineConfig, Extern, Func, InstanceId, Module, Store, Val,
 };
 
-use crate::wasi::{IMPORTS, Memory, Stop, Ty, Wasi};
 use crate::{Outcome, value_u64};
 
 /// The engine of the process (it installs the process-wide trap handler).
@@ -124,94 +126,6 @@ pub fn instantiations(wasm: &[u8], iters: u32) -> Result<Duration, String> {
     Ok(start.elapsed() / iters)
 }
 
-impl Memory for Caller<'_> {
-    fn read(&self, ptr: u32, len: u32) -> Option<Vec<u8>> {
-        Caller::read(self, ptr.cast_signed(), i32::try_from(len).ok()?).map(<[u8]>::to_vec)
-    }
-
-    fn write(&mut self, ptr: u32, bytes: &[u8]) -> Option<()> {
-        Caller::write(self, ptr.cast_signed(), bytes)
-    }
-}
-
-fn val_type(ty: Ty) -> ValType {
-    match ty {
-        Ty::I32 => ValType::I32,
-        Ty::I64 => ValType::I64,
-    }
-}
-
-/// Runs a sightglass program's `_start` with the comparison's WASI host functions.
-pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
-    let module = load(wasm)?;
-    let wasi = Rc::new(RefCell::new(Wasi::new(dir.to_path_buf())));
-    let stop: Rc<RefCell<Option<Stop>>> = Rc::new(RefCell::new(None));
-    let mut store = Store::new(engine());
-    let mut imports = Vec::new();
-    let wanted: Vec<(String, String)> = module
-        .imports()
-        .map(|(module, name)| (module.to_owned(), name.to_owned()))
-        .collect();
-    for (module_name, name) in wanted {
-        let Some(&(m, n, params, results)) = IMPORTS
-            .iter()
-            .find(|(m, n, ..)| *m == module_name && *n == name)
-        else {
-            return Err(format!("unsupported import {module_name}.{name}"));
-        };
-        let ty = FuncType {
-            params: params.iter().copied().map(val_type).collect(),
-            results: results.iter().copied().map(val_type).collect(),
-        };
-        let (wasi, stop) = (Rc::clone(&wasi), Rc::clone(&stop));
-        let func = store.new_host_func(
-            ty,
-            Box::new(
-                move |caller: &mut Caller<'_>, args: &[Val], out: &mut [Val]| {
-                    let args: Vec<i64> = args
-                        .iter()
-                        .map(|arg| match arg {
-                            Val::I32(value) => i64::from(*value),
-                            Val::I64(value) => *value,
-                            _ => 0,
-                        })
-                        .collect();
-                    match wasi.borrow_mut().call(caller, m, n, &args) {
-                        Ok(result) => {
-                            if let (Some(value), Some(slot)) = (result, out.first_mut()) {
-                                *slot = Val::I32(value);
-                            }
-                            Ok(())
-                        }
-                        Err(error) => {
-                            let message = format!("{error:?}");
-                            *stop.borrow_mut() = Some(error);
-                            Err(message)
-                        }
-                    }
-                },
-            ),
-        );
-        imports.push(Extern::Func(func));
-    }
-    let instance = store
-        .instantiate(&module, &imports)
-        .map_err(|error| error.to_string())?;
-    let start = export(&store, instance, "_start")?;
-    let result = store.call(start, &[]);
-    let status = match (result, stop.borrow_mut().take()) {
-        (Ok(_), _) => 0,
-        (Err(_), Some(Stop::Exit(status))) => status,
-        (Err(error), _) => return Err(format!("trap: {error}")),
-    };
-    let wasi = wasi.borrow();
-    Ok(Outcome {
-        status,
-        measured: wasi.measured,
-        stdout: wasi.stdout.clone(),
-    })
-}
-
 /// The time of one call from WebAssembly to an empty host function: `wasm` imports
 /// `h.f: [] -> []` and exports `spin(n)`, which calls it `n` times.
 pub fn host_calls(wasm: &[u8], iters: u32) -> Result<Duration, String> {
@@ -234,4 +148,168 @@ pub fn host_calls(wasm: &[u8], iters: u32) -> Result<Duration, String> {
         .call(spin, &[Val::I32(iters.cast_signed())])
         .map_err(|error| error.to_string())?;
     Ok(start.elapsed() / iters)
+}
+
+/// What a boot of the hosted kernel printed and how it ended.
+struct Boot {
+    /// The boot's status (the `sim run` job's exit code).
+    status: u8,
+    /// The console's standard output.
+    stdout: Vec<u8>,
+    /// The console's standard error.
+    stderr: Vec<u8>,
+    /// The boot's wall time, from the HAL's making to the kernel's end.
+    elapsed: Duration,
+}
+
+/// Boots the hosted kernel on `cpus` CPUs with `image`, its console captured.
+fn boot(image: &BootImage, cpus: usize) -> Boot {
+    let start = Instant::now();
+    let hal = HostedHal::new(HostedConfig {
+        cpus: Some(cpus),
+        boot_image: Some(image.encode()),
+        capture_output: true,
+        ..HostedConfig::default()
+    });
+    let (hal, status) = kernel_core::boot::run(hal);
+    let elapsed = start.elapsed();
+    let (stdout, stderr) = hal.take_output();
+    Boot {
+        status,
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+/// The boot image of `sim run` for `wasm` (no arguments), with `options` and `wasi`.
+fn run_image(wasm: &[u8], options: KernelOptions, wasi: WasiOptions) -> BootImage {
+    BootImage {
+        options,
+        wasi,
+        job: Job::Run(RunRequest {
+            path: "benchmark.wasm".into(),
+            module: wasm.to_vec(),
+            invoke: None,
+            args: Vec::new(),
+        }),
+    }
+}
+
+/// Runs a sightglass program as a process of the hosted kernel on one CPU, as `sim run
+/// --bench-times --dir DIR::. benchmark.wasm` does: the kernel's WASI with the program's
+/// directory preopened as `.`, the kernel's `bench.start` / `bench.end`; the measured
+/// region is the sum of the intervals the kernel printed (`bench: N ns` lines).
+pub fn sightglass(wasm: &[u8], dir: &Path) -> Result<Outcome, String> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|error| format!("{}: {error}", dir.display()))?;
+    let wasi = WasiOptions {
+        preopens: vec![Preopen {
+            guest: ".".into(),
+            source: PreopenSource::Host(dir.display().to_string()),
+        }],
+        realtime_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |time| u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)),
+        ..WasiOptions::default()
+    };
+    let options = KernelOptions {
+        quiet: true,
+        bench_times: true,
+        ..KernelOptions::default()
+    };
+    let run = boot(&run_image(wasm, options, wasi), 1);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let mut measured: Option<Duration> = None;
+    for line in stderr.lines() {
+        if let Some(ns) = line
+            .strip_prefix("bench: ")
+            .and_then(|rest| rest.strip_suffix(" ns"))
+        {
+            let ns: u64 = ns
+                .parse()
+                .map_err(|_| format!("a bench line that is not a time: {line}"))?;
+            measured = Some(measured.unwrap_or_default() + Duration::from_nanos(ns));
+        } else if !line.is_empty() {
+            // Anything else the kernel printed (a trap, a link error) fails the cell.
+            return Err(format!("the kernel printed: {line}"));
+        }
+    }
+    Ok(Outcome {
+        status: i32::from(run.status),
+        measured,
+        stdout: run.stdout,
+    })
+}
+
+/// The wall time of booting the hosted kernel on `cpus` CPUs to run `wasm` (to be
+/// instantiated only, it must not export `_start`), as `sim run` does: the module compiled
+/// by the process with the kernel's compile workers, one per CPU
+/// (`kernel_core::process::workers`).
+pub fn boot_and_load(wasm: &[u8], cpus: usize) -> Result<Duration, String> {
+    let options = KernelOptions {
+        quiet: true,
+        ..KernelOptions::default()
+    };
+    let run = boot(&run_image(wasm, options, WasiOptions::default()), cpus);
+    if run.status != 0 {
+        return Err(format!(
+            "boot status {}: {}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr).trim()
+        ));
+    }
+    Ok(run.elapsed)
+}
+
+/// `wasm` without its export section, so that the `sim run` job only compiles and
+/// instantiates it (a program's `_start` would run). Sections are length-prefixed, and
+/// nothing inside a module refers to its exports.
+fn without_exports(wasm: &[u8]) -> Result<Vec<u8>, String> {
+    const EXPORT_SECTION: u8 = 7;
+    let malformed = || "a malformed module".to_string();
+    let mut out = wasm.get(..8).ok_or_else(malformed)?.to_vec();
+    let mut offset = 8;
+    while offset < wasm.len() {
+        let id = wasm[offset];
+        // The section's size: unsigned LEB128, at most 5 bytes.
+        let (mut size, mut shift, mut cursor) = (0usize, 0, offset + 1);
+        loop {
+            let byte = *wasm.get(cursor).ok_or_else(malformed)?;
+            cursor += 1;
+            size |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            if shift >= 35 {
+                return Err(malformed());
+            }
+        }
+        let end = cursor.checked_add(size).ok_or_else(malformed)?;
+        let section = wasm.get(offset..end).ok_or_else(malformed)?;
+        if id != EXPORT_SECTION {
+            out.extend_from_slice(section);
+        }
+        offset = end;
+    }
+    Ok(out)
+}
+
+/// The time the hosted kernel on `cpus` CPUs takes to compile `wasm` in a process with its
+/// compile workers: a boot that loads `wasm` without its exports ([`boot_and_load`]) less
+/// the median of three boots that load an empty module (the boot's own cost, about a
+/// millisecond).
+pub fn kernel_compile(wasm: &[u8], cpus: usize) -> Result<Duration, String> {
+    let wasm = without_exports(wasm)?;
+    let wasm = wasm.as_slice();
+    let empty = wat::parse_str("(module)").map_err(|error| error.to_string())?;
+    let mut base = [
+        boot_and_load(&empty, cpus)?,
+        boot_and_load(&empty, cpus)?,
+        boot_and_load(&empty, cpus)?,
+    ];
+    base.sort();
+    Ok(boot_and_load(wasm, cpus)?.saturating_sub(base[1]))
 }

@@ -454,6 +454,12 @@ fn sightglass(args: &Args, out: &mut String, all: &mut Ratios) -> Result<(), Str
     Ok(())
 }
 
+/// The machine's CPUs: the threads of Wasmtime's parallel compile and the CPUs of the
+/// kernel's parallel compile row.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// A compiler of the compile rows: the time to load a module.
 type CompileFn = fn(&[u8]) -> Result<Duration, String>;
 
@@ -476,9 +482,14 @@ fn compile(args: &Args, out: &mut String) -> Result<(), String> {
             }
         }
     }
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let columns: [(&str, CompileFn); 5] = [
-        ("kernel-core", kc::compile),
+    let threads = cpus();
+    let parallel = format!("kernel-core, kernel workers, {threads} CPUs");
+    let columns: [(&str, CompileFn); 7] = [
+        ("kernel-core, Module::new", kc::compile),
+        ("kernel-core, kernel workers, 1 CPU", |wasm| {
+            kc::kernel_compile(wasm, 1)
+        }),
+        (&parallel, |wasm| kc::kernel_compile(wasm, cpus())),
         ("Wasmtime, 1 thread", |wasm| wt::compile(wasm, false)),
         ("Wasmtime, parallel", |wasm| wt::compile(wasm, true)),
         ("wasmi, eager", |wasm| wi::compile(wasm, true)),
@@ -488,7 +499,7 @@ fn compile(args: &Args, out: &mut String) -> Result<(), String> {
     ];
     writeln!(
         out,
-        "### Compile (Module::new: validate, compile every function, make it executable; Wasmtime parallel = {threads} threads)\n\n| module | compiler | time | functions/s | MB/s | kc / this |\n|---|---|---|---|---|---|"
+        "### Compile (Module::new: validate, compile every function, make it executable, on the calling thread; kernel workers: a hosted kernel on 1 or {threads} CPUs compiling in a process as `sim run` does, the boot's own time subtracted; Wasmtime parallel = {threads} threads; kc / this: kernel-core's Module::new over this)\n\n| module | compiler | time | functions/s | MB/s | kc / this |\n|---|---|---|---|---|---|"
     )
     .expect("writing to a string");
     for (label, wasm, functions) in &modules {

@@ -13,7 +13,7 @@
 //! ```text
 //! image   := MAGIC version:u8 options wasi kind:u8 body
 //! options := cpu_limit_ns:option<u64> memory_limit:u64 max_processes:u32 max_handles:u32
-//!            quiet:u8
+//!            flags:u8   (flags: 1 quiet, 2 bench times)
 //! wasi    := env:vec<str> preopens:vec<guest:str source> stdin:option<bytes>
 //!            realtime_ns:u64 seed:bytes
 //! source  := 0 host_path:str | 1 tree:bytes                  (tree: crate::vfs::tree)
@@ -122,6 +122,10 @@ pub struct KernelOptions {
     /// No exit lines: `sim boot` prints one per process unless this is set (benchmarks
     /// that start millions of processes set it).
     pub quiet: bool,
+    /// Print, after a `sim run` job's module has run, one line per interval it measured
+    /// with `bench.start` / `bench.end` on standard error: `bench: N ns`
+    /// ([`crate::syscall::bench`]).
+    pub bench_times: bool,
 }
 
 impl KernelOptions {
@@ -141,6 +145,7 @@ impl Default for KernelOptions {
             max_processes: Self::DEFAULT_MAX_PROCESSES,
             max_handles: Self::DEFAULT_MAX_HANDLES,
             quiet: false,
+            bench_times: false,
         }
     }
 }
@@ -257,6 +262,11 @@ impl fmt::Display for DecodeError {
 
 /// The `kind` byte of a [`Job::Run`].
 const KIND_RUN: u8 = 1;
+/// The bit of the option flags for [`KernelOptions::quiet`].
+const OPTION_QUIET: u8 = 1;
+/// The bit of the option flags for [`KernelOptions::bench_times`].
+const OPTION_BENCH_TIMES: u8 = 2;
+
 /// The `kind` byte of a [`Job::Wast`].
 const KIND_WAST: u8 = 2;
 /// The `kind` byte of a [`Job::Boot`].
@@ -277,7 +287,10 @@ impl BootImage {
         out.u64(self.options.memory_limit);
         out.u64(u64::from(self.options.max_processes));
         out.u64(u64::from(self.options.max_handles));
-        out.byte(u8::from(self.options.quiet));
+        out.byte(
+            (u8::from(self.options.quiet) * OPTION_QUIET)
+                | (u8::from(self.options.bench_times) * OPTION_BENCH_TIMES),
+        );
         out.vec(&self.wasi.env, |out, var| out.str(var));
         out.vec(&self.wasi.preopens, |out, preopen| {
             out.str(&preopen.guest);
@@ -384,16 +397,21 @@ impl BootImage {
         if input.byte("the format version")? != FORMAT_VERSION {
             return Err(input.error_at(MAGIC.len(), "format version 4"));
         }
+        let cpu_limit_ns = input.option(Reader::u64)?;
+        let memory_limit = input.u64()?;
+        let max_processes = input.u32()?;
+        let max_handles = input.u32()?;
+        let flags = input.byte("the option flags")?;
+        if flags & !(OPTION_QUIET | OPTION_BENCH_TIMES) != 0 {
+            return Err(input.error_at(input.offset - 1, "option flags 0 to 3"));
+        }
         let options = KernelOptions {
-            cpu_limit_ns: input.option(Reader::u64)?,
-            memory_limit: input.u64()?,
-            max_processes: input.u32()?,
-            max_handles: input.u32()?,
-            quiet: match input.byte("the quiet flag")? {
-                0 => false,
-                1 => true,
-                _ => return Err(input.error_at(input.offset - 1, "a quiet flag 0 or 1")),
-            },
+            cpu_limit_ns,
+            memory_limit,
+            max_processes,
+            max_handles,
+            quiet: flags & OPTION_QUIET != 0,
+            bench_times: flags & OPTION_BENCH_TIMES != 0,
         };
         let wasi = WasiOptions {
             env: input.vec(Reader::string)?,
@@ -1224,6 +1242,7 @@ mod tests {
                 max_processes: 7,
                 max_handles: 300,
                 quiet: true,
+                bench_times: true,
             },
             job: Job::Run(RunRequest {
                 path: "fac.wat".to_string(),
@@ -1402,12 +1421,22 @@ mod tests {
         bytes[MAGIC.len()] = FORMAT_VERSION;
         // The run bundle has a CPU limit: option tag 1 and its LEB128 bytes come first.
         // Then the memory limit (3 bytes of LEB128), the process and handle limits (1 and
-        // 2 bytes), the quiet flag, then the (empty) WASI options: no variables, no
+        // 2 bytes), the option flags, then the (empty) WASI options: no variables, no
         // preopens, no stdin, realtime 0, no seed bytes, one byte each.
         let kind = MAGIC.len() + 2 + 5 + 3 + 1 + 2 + 1 + 5;
         assert_eq!(bytes[kind], KIND_RUN);
         bytes[kind] = 9;
         assert_eq!(BootImage::decode(&bytes).unwrap_err().offset, kind);
+        // The option flags (quiet and bench times): an unknown bit is refused.
+        let flags = kind - 6;
+        assert_eq!(bytes[flags], 3);
+        bytes[kind] = KIND_RUN;
+        bytes[flags] = 4;
+        let error = BootImage::decode(&bytes).unwrap_err();
+        assert_eq!(
+            (error.offset, error.expected),
+            (flags, "option flags 0 to 3")
+        );
     }
 
     #[test]

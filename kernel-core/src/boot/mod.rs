@@ -420,6 +420,11 @@ fn run_job<H: KernelHal>(request: RunRequest) -> ProcessMain<H> {
             &output,
             &ProgramEnvironment::new(process),
         );
+        if kernel.options().bench_times {
+            for line in process.bench_times().report_lines() {
+                job::JobOutput::err(&output, &line);
+            }
+        }
         ProcessExit::Code(i32::from(code))
     })
 }

@@ -36,6 +36,7 @@ use crate::hal::ContextError;
 use crate::ipc::ChannelEnd;
 use crate::kernel::Kernel;
 use crate::sched::WaitQueue;
+use crate::syscall::bench::{BenchInterval, BenchTimes};
 use crate::wasi::state::WasiState;
 use crate::wasm::runtime::CallError;
 use crate::wasm::runtime::epoch::{self, EpochAction};
@@ -161,6 +162,8 @@ pub struct Process<H: KernelHal> {
     /// first WASI call from the kernel's WASI state (so that processes that never use
     /// WASI, and the spawn benchmarks, pay nothing for it).
     wasi: RefCell<Option<WasiState>>,
+    /// Its `bench.start` / `bench.end` marks (used only by its own calls of them).
+    bench: RefCell<BenchTimes>,
     /// Whether it is a task of the kernel's own ([`Process::spawn_task`]): no pid, no
     /// exit line, no exit status.
     kernel_task: bool,
@@ -290,6 +293,7 @@ impl<H: KernelHal> Process<H> {
             epoch_deadline: Cell::new(None),
             span,
             wasi: RefCell::new(None),
+            bench: RefCell::new(BenchTimes::default()),
             kernel_task,
         });
         let process = NonNull::from(Box::leak(process));
@@ -342,6 +346,17 @@ impl<H: KernelHal> Process<H> {
         core::cell::RefMut::map(self.wasi.borrow_mut(), |state| {
             state.get_or_insert_with(|| WasiState::new(&self.name, self.kernel.wasi()))
         })
+    }
+
+    /// The process's benchmark marks, which its `bench.start` / `bench.end` calls record.
+    pub fn bench_times(&self) -> core::cell::RefMut<'_, BenchTimes> {
+        self.bench.borrow_mut()
+    }
+
+    /// The intervals the process has measured with `bench.start` / `bench.end` so far, in
+    /// the order they closed (at most [`crate::syscall::bench::MAX_INTERVALS`]).
+    pub fn bench_intervals(&self) -> Vec<BenchInterval> {
+        self.bench.borrow().intervals().to_vec()
     }
 
     /// The lowest address this process's WebAssembly code may use: the stack's bottom

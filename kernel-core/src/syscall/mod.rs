@@ -37,6 +37,11 @@
 //!
 //! In deterministic mode (`crate::sched::deterministic`) every call is a trace event with
 //! its arguments and result, and the seed may preempt the caller right after it returns.
+//!
+//! [`link`] also serves the benchmark markers `bench.start` and `bench.end` of sightglass
+//! programs ([`bench`]): they record the kernel's clock into the process.
+
+pub mod bench;
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -185,6 +190,22 @@ pub fn link<H: KernelHal>(
                     "has the wrong type: the function is {:?} -> {:?}",
                     expected.params, expected.results
                 )));
+            }
+            imports.push(Extern::Func(store.new_host_func(expected, callback)));
+            continue;
+        }
+        if import.module == bench::MODULE {
+            let EntityIndex::Function(func) = import.entity else {
+                return Err(unlinkable("is not a function"));
+            };
+            let (Some(expected), Some(callback)) = (
+                bench::function_type(&import.name),
+                bench::host_function(&import.name, process),
+            ) else {
+                return Err(unlinkable("is not a benchmark marker (start or end)"));
+            };
+            if info.function_type(func) != Some(&expected) {
+                return Err(unlinkable("has the wrong type: the marker is [] -> []"));
             }
             imports.push(Extern::Func(store.new_host_func(expected, callback)));
             continue;

@@ -188,6 +188,9 @@ impl FuncTranslator<'_, '_> {
             .builder
             .ins()
             .call_indirect(signature, function, &call_args);
+        // A builtin may switch the process out (the epoch builtin, a blocking one), and
+        // the scheduler moves the deadline meanwhile.
+        self.reload_epoch_deadline()?;
         Ok(self.builder.inst_results(call).first().copied())
     }
 

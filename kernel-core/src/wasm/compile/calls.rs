@@ -86,6 +86,7 @@ impl FuncTranslator<'_, '_> {
             let args = self.call_arguments(type_index, None)?;
             self.builder.ins().call(callee, &args)
         };
+        self.reload_epoch_deadline()?;
         self.push_results(call);
         Ok(())
     }
@@ -146,6 +147,7 @@ impl FuncTranslator<'_, '_> {
         );
         args[0] = callee_vmctx;
         let call = self.builder.ins().call_indirect(signature, callee, &args);
+        self.reload_epoch_deadline()?;
         self.push_results(call);
         Ok(())
     }

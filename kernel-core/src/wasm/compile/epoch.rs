@@ -26,11 +26,29 @@
 //! to the counter before the compare, so the counter is the number of check points passed:
 //! the logical clock of `sched::deterministic`.
 //!
-//! The check loads the epoch and the store's deadline through two pointers loaded once at
-//! function entry, compares them and branches to a cold block that calls the builtin. Its
-//! cost on tight loops is large (measured with `benches/benches/kernel.rs`, paired runs:
-//! a counting loop of three instructions runs 2.0 times slower, a memory loop 1.5 times,
-//! recursive calls are unaffected): besides the check's own instructions, the call on the
+//! The check loads the epoch through its address, loaded once at function entry, compares
+//! it with the store's deadline, kept in a Cranelift variable, and branches to a cold
+//! block that calls the builtin. The deadline is loaded (through the store context,
+//! reached from the VMContext) at function entry and again after every call the function
+//! makes: after each WebAssembly call (`call`, `call_indirect`) and after each builtin
+//! call, the epoch builtin of the check's own cold path included. Caching it is exact,
+//! not an approximation: the deadline changes only while the function is inside a call.
+//! Its writers are `Store::set_epoch_deadline` (which needs `&mut Store`, so no code of
+//! the store runs), the epoch builtin (`Store::epoch_interrupt`, a builtin call), and the
+//! scheduler's `Process::begin_slice` in deterministic mode, which moves it while the
+//! process is switched out, that is inside a syscall or the epoch builtin. Nothing writes
+//! it from another CPU while the code runs: preemption, the CPU-time limit and the end of
+//! a slice all go through the global epoch counter, which every check reads afresh. So
+//! after each call the variable holds what a load would read, and deterministic mode
+//! sees the same check points and the same decisions as with a load at every check.
+//! Keeping the deadline in a variable (as Wasmtime does) saves the hot loop the two
+//! dependent loads through the store context and keeps that pointer out of the loop's
+//! registers.
+//!
+//! The check's cost on tight loops was large when it loaded the deadline at every check
+//! (measured with `benches/benches/kernel.rs`, paired runs: a counting loop of three
+//! instructions ran 2.0 times slower, a memory loop 1.5 times, recursive calls were
+//! unaffected): besides the check's own instructions, the call on the
 //! cold path makes every value live across the loop need a callee-saved register or a
 //! stack slot. A stub with Cranelift's `preserve_all` convention between the check and the
 //! builtin would keep the loop's registers; see the README's performance section.
@@ -38,7 +56,7 @@
 //! [`VMStoreContext::epoch_deadline`]: crate::wasm::abi::VMStoreContext::epoch_deadline
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, types};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 
 use super::CompileError;
 use super::environ::offset32;
@@ -99,22 +117,54 @@ impl FuncTranslator<'_, '_> {
             self.builder
                 .ins()
                 .load(pointer, fixed, self.vmctx, offset32(VMShape::EPOCH_PTR)?);
-        let store_context = self.builder.ins().load(
-            pointer,
-            fixed,
-            self.vmctx,
-            offset32(VMShape::STORE_CONTEXT)?,
-        );
-        self.epoch_pointers = Some((epoch_ptr, store_context));
+        let deadline = self.builder.declare_var(types::I64);
+        self.epoch_state = Some((epoch_ptr, deadline));
+        self.reload_epoch_deadline()?;
         if points.calls {
             self.epoch_check()?;
         }
         Ok(())
     }
 
+    /// Loads the store's epoch deadline into the function's deadline variable (when it
+    /// has epoch checks): at function entry, and after every call, during which the
+    /// deadline may have moved.
+    ///
+    /// # Errors
+    /// [`CompileError::Invalid`] when an offset does not fit.
+    pub(super) fn reload_epoch_deadline(&mut self) -> Result<(), CompileError> {
+        let Some((_, variable)) = self.epoch_state else {
+            return Ok(());
+        };
+        let deadline = self.load_epoch_deadline()?;
+        self.builder.def_var(variable, deadline);
+        Ok(())
+    }
+
+    /// The store's epoch deadline, loaded through the store context. Both loads are
+    /// emitted where the deadline is needed (after a call), so that the store context's
+    /// address is not held in a register across the function's loops.
+    fn load_epoch_deadline(&mut self) -> Result<Value, CompileError> {
+        // Not `can_move`: a load after a call must stay after it (the pointer never
+        // changes, but keeping it in a register is what this avoids).
+        let fixed = MemFlagsData::trusted().with_readonly();
+        let store_context = self.builder.ins().load(
+            super::environ::POINTER,
+            fixed,
+            self.vmctx,
+            offset32(VMShape::STORE_CONTEXT)?,
+        );
+        Ok(self.builder.ins().load(
+            types::I64,
+            MemFlagsData::trusted(),
+            store_context,
+            offset32(STORE_CONTEXT_EPOCH_DEADLINE)?,
+        ))
+    }
+
     /// Emits one epoch check at the current position (a function entry or a loop header).
     pub(super) fn epoch_check(&mut self) -> Result<(), CompileError> {
-        let Some((epoch_ptr, store_context)) = self.epoch_pointers else {
+        let Some((epoch_ptr, deadline)) = self.epoch_state else {
             return Ok(());
         };
         let changing = MemFlagsData::trusted();
@@ -125,12 +175,7 @@ impl FuncTranslator<'_, '_> {
             epoch = self.builder.ins().iadd_imm_u(epoch, 1);
             self.builder.ins().store(changing, epoch, epoch_ptr, 0);
         }
-        let deadline = self.builder.ins().load(
-            types::I64,
-            changing,
-            store_context,
-            offset32(STORE_CONTEXT_EPOCH_DEADLINE)?,
-        );
+        let deadline = self.builder.use_var(deadline);
         let past = self
             .builder
             .ins()
@@ -143,6 +188,7 @@ impl FuncTranslator<'_, '_> {
 
         self.builder.switch_to_block(interrupt);
         self.builder.seal_block(interrupt);
+        // The builtin call reloads the deadline the builtin moved (`call_builtin_with`).
         let status = self
             .call_builtin_in_place(Builtin::EpochInterrupt, &[])?
             .ok_or_else(|| CompileError::invalid("the epoch builtin returns a status"))?;

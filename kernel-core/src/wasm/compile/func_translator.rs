@@ -151,9 +151,10 @@ pub(super) struct FuncTranslator<'env, 'b> {
     functions: BTreeMap<FuncIndex, ir::FuncRef>,
     /// The signature of each builtin, once imported, by [`Builtin`] number.
     builtin_signatures: [Option<SigRef>; Builtin::COUNT],
-    /// The epoch pointer and the store context, loaded at function entry, when the module
-    /// has epoch checks.
-    pub(super) epoch_pointers: Option<(Value, Value)>,
+    /// The epoch counter's address, loaded at function entry, and the variable holding
+    /// the store's epoch deadline, when the function has epoch checks
+    /// ([`super::epoch`]).
+    pub(super) epoch_state: Option<(Value, Variable)>,
     /// Every epoch-check branch with the block it continues in.
     pub(super) epoch_branches: Vec<(ir::Inst, ir::Block)>,
     /// The function's stack count (see `stack_cost`), its cost not yet known.
@@ -196,7 +197,7 @@ impl<'env, 'b> FuncTranslator<'env, 'b> {
             signatures: BTreeMap::new(),
             functions: BTreeMap::new(),
             builtin_signatures: [None; Builtin::COUNT],
-            epoch_pointers: None,
+            epoch_state: None,
             epoch_branches: Vec::new(),
             stack_charge: None,
             max_stack: 0,
