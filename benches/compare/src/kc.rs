@@ -13,7 +13,7 @@ use kernel_core::boot::image::{
 };
 use kernel_core::wasm::env::{FuncType, WASM2_FEATURES};
 use kernel_core::wasm::runtime::{
-    Caller, Engine, EngineConfig, Extern, Func, InstanceId, Module, Store, Val,
+    Caller, Engine, EngineConfig, Extern, Func, InstanceId, Module, Store, TypedFunc, Val,
 };
 
 use crate::{Outcome, value_u64};
@@ -87,13 +87,21 @@ impl Instance {
         Ok((elapsed, value))
     }
 
+    /// The exported `name()` (no parameters, no results) as a typed function, as the
+    /// peers call it.
+    fn typed_unit(&self, name: &str) -> Result<TypedFunc<(), ()>, String> {
+        let func = export(&self.store, self.instance, name)?;
+        self.store
+            .typed_func::<(), ()>(func)
+            .map_err(|error| error.to_string())
+    }
+
     /// The time of one call of the exported `name()` (no parameters, no results).
     pub fn empty_calls(&mut self, name: &str, iters: u32) -> Result<Duration, String> {
-        let func = export(&self.store, self.instance, name)?;
+        let func = self.typed_unit(name)?;
         let start = Instant::now();
         for _ in 0..iters {
-            self.store
-                .call(func, &[])
+            func.call(&mut self.store, ())
                 .map_err(|error| error.to_string())?;
         }
         Ok(start.elapsed() / iters)
@@ -101,10 +109,10 @@ impl Instance {
 
     /// The time of one call of the exported `name()` that traps, error included.
     pub fn traps(&mut self, name: &str, iters: u32) -> Result<Duration, String> {
-        let func = export(&self.store, self.instance, name)?;
+        let func = self.typed_unit(name)?;
         let start = Instant::now();
         for _ in 0..iters {
-            if self.store.call(func, &[]).is_ok() {
+            if func.call(&mut self.store, ()).is_ok() {
                 return Err(format!("{name} did not trap"));
             }
         }

@@ -631,7 +631,7 @@ fn api(args: &Args, out: &mut String) -> Result<(), String> {
         args.runs,
         &mut ratios,
     );
-    out.push_str("### Runtime API (kernel-core: Store::call with values; Wasmtime and wasmi: typed functions)\n\n");
+    out.push_str("### Runtime API (typed functions: kernel-core's Store::typed_func, Wasmtime's and wasmi's TypedFunc)\n\n");
     out.push_str(&table.replace("failed: n/a", "—"));
     out.push('\n');
     Ok(())
