@@ -16,13 +16,6 @@
 //! imports) every allocation walked thousands of fragments and loading became quadratic:
 //! 20 000 imports took 7 s under QEMU, 100 000 more than 300 s. A size class is one pop
 //! and one push.
-//!
-//! Each CPU keeps its own free lists of small blocks in front of the shared ones
-//! ([`CpuCache`]): most allocations and frees touch only the CPU's own lists, and the shared
-//! lock is taken once per batch of blocks. Compiling a module on every hart at once
-//! allocates and frees hundreds of small blocks per function on each hart; through the
-//! shared lock alone every one of them was a point where the harts could wait for each
-//! other (under QEMU, possibly for a holder the host had descheduled).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -31,7 +24,6 @@ use core::ptr::{NonNull, null_mut};
 
 use linked_list_allocator::Heap;
 
-use crate::cpus::{MAX_CPUS, current_cpu_index};
 use crate::memory;
 use crate::page_table::PAGE_SIZE;
 use crate::sync::SpinLock;
@@ -54,13 +46,6 @@ const CLASSES: usize = (LARGEST_CLASS / SMALLEST_CLASS).trailing_zeros() as usiz
 /// The bytes a size class takes from the heaps at a time (aligned to a page, so that every
 /// block in it is aligned to its own size).
 const CHUNK: usize = 64 * 1024;
-
-/// The most bytes of each size class a CPU keeps in its own list ([`CpuCache`]); past it,
-/// half goes back to the shared list.
-const CPU_CACHE_BYTES: usize = 32 * 1024;
-
-/// The fewest blocks of a class a CPU keeps before giving some back.
-const CPU_CACHE_MIN_BLOCKS: usize = 16;
 
 /// Free lists of small blocks, one per power-of-two size: each free block holds the
 /// address of the next (0 ends the list).
@@ -85,62 +70,7 @@ impl SizeClasses {
     const fn block_size(class: usize) -> usize {
         SMALLEST_CLASS << class
     }
-
-    /// How many blocks of class `class` a CPU keeps at most in its own list.
-    const fn cpu_limit(class: usize) -> usize {
-        let blocks = CPU_CACHE_BYTES / Self::block_size(class);
-        if blocks < CPU_CACHE_MIN_BLOCKS {
-            CPU_CACHE_MIN_BLOCKS
-        } else {
-            blocks
-        }
-    }
 }
-
-/// One CPU's free lists of small blocks, in front of the shared [`SizeClasses`]: the CPU
-/// allocates from and frees to its own lists, refilling a list with half its limit of
-/// blocks from the shared one when it is empty and giving half back when it is full. A
-/// block of a class is interchangeable with any other of the class, so a block freed on
-/// another CPU than the one that allocated it simply joins that CPU's list.
-struct CpuCache {
-    /// The head of each class's list (0: empty), linked through the blocks' first words.
-    heads: [usize; CLASSES],
-    /// How many blocks each list holds.
-    counts: [usize; CLASSES],
-}
-
-impl CpuCache {
-    /// Pops the head of class `class`'s list.
-    fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
-        let block = NonNull::new(self.heads[class] as *mut u8)?;
-        // Safety: `block` is the head of the list: a free block of this class whose first
-        // word holds the next free block's address.
-        self.heads[class] = unsafe { block.as_ptr().cast::<usize>().read() };
-        self.counts[class] -= 1;
-        Some(block)
-    }
-
-    /// Pushes `block` on class `class`'s list.
-    ///
-    /// # Safety
-    /// `block` must be a free block of class `class` that nothing else uses or lists.
-    unsafe fn push(&mut self, block: NonNull<u8>, class: usize) {
-        // Safety: the block is free (the caller's contract), at least 16 bytes and aligned
-        // to its size: its first word can hold the link.
-        unsafe { block.as_ptr().cast::<usize>().write(self.heads[class]) };
-        self.heads[class] = block.as_ptr() as usize;
-        self.counts[class] += 1;
-    }
-}
-
-/// Every CPU's cache, by CPU number. A CPU takes only its own lock (uncontended: the lock
-/// only guards against the trap path interrupting the CPU inside the allocator).
-static CPU_CACHES: [SpinLock<CpuCache>; MAX_CPUS] = [const {
-    SpinLock::new(CpuCache {
-        heads: [0; CLASSES],
-        counts: [0; CLASSES],
-    })
-}; MAX_CPUS];
 
 /// The boot heap's memory, page aligned.
 #[repr(C, align(4096))]
@@ -267,6 +197,13 @@ impl Heaps {
         self.classes.heads[class] = block.as_ptr() as usize;
     }
 
+    fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        match SizeClasses::class_of(layout) {
+            Some(class) => self.allocate_small(class),
+            None => self.allocate_large(layout),
+        }
+    }
+
     /// A block straight from the linked-list heaps (the main heap first, then the boot
     /// heap, then the main heap grown).
     fn allocate_large(&mut self, layout: Layout) -> Option<NonNull<u8>> {
@@ -285,72 +222,19 @@ impl Heaps {
     }
 }
 
-impl KernelAllocator {
-    /// A block of class `class` from the current CPU's cache, refilled from the shared
-    /// lists when empty.
-    fn allocate_cached(&self, class: usize) -> Option<NonNull<u8>> {
-        // Allocating from the trap path (never done) would find this CPU's cache or the
-        // shared lock held by this CPU: fail instead of deadlocking.
-        let mut cache = CPU_CACHES[current_cpu_index() % MAX_CPUS].try_lock_from_trap()?;
-        if let Some(block) = cache.pop(class) {
-            return Some(block);
-        }
-        let mut heaps = self.0.try_lock_from_trap()?;
-        let first = heaps.allocate_small(class)?;
-        for _ in 1..SizeClasses::cpu_limit(class) / 2 {
-            let Some(block) = heaps.allocate_small(class) else {
-                break;
-            };
-            // Safety: a free block of this class just taken from the shared list.
-            unsafe { cache.push(block, class) };
-        }
-        Some(first)
-    }
-
-    /// Gives `block` to the current CPU's cache, and half the cache back to the shared
-    /// lists when it is past its limit.
-    ///
-    /// # Safety
-    /// `block` must have been allocated with a layout of class `class` and no longer be
-    /// used.
-    unsafe fn deallocate_cached(&self, block: NonNull<u8>, class: usize) {
-        let mut cache = CPU_CACHES[current_cpu_index() % MAX_CPUS].lock();
-        // Safety: the caller's contract: a free block of this class.
-        unsafe { cache.push(block, class) };
-        let limit = SizeClasses::cpu_limit(class);
-        if cache.counts[class] > limit {
-            let mut heaps = self.0.lock();
-            while cache.counts[class] > limit / 2 {
-                let Some(block) = cache.pop(class) else {
-                    break;
-                };
-                // Safety: a free block of this class, just taken off the CPU's list.
-                unsafe { heaps.deallocate_small(block, class) };
-            }
-        }
-    }
-}
-
 // Safety: every block comes from one of two `linked_list_allocator` heaps over memory
 // that only the allocator uses (the static boot region, pages `grow_heap` mapped for it),
-// under one lock; `dealloc` gives each large block back to the heap whose range holds it
-// and each small block to a free list of its class (a CPU's, under that CPU's lock, or the
-// shared one, under the heaps' lock), from which only blocks of that class are handed out.
+// under one lock; `dealloc` gives each block back to the heap whose range holds it.
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // Allocating from the trap path (never done) or while growing the heap (which
         // does not allocate) would find the lock held by this CPU: fail instead of
         // deadlocking.
-        if let Some(class) = SizeClasses::class_of(layout) {
-            return self
-                .allocate_cached(class)
-                .map_or(null_mut(), NonNull::as_ptr);
-        }
         let Some(mut heaps) = self.0.try_lock_from_trap() else {
             return null_mut();
         };
         heaps
-            .allocate_large(layout)
+            .allocate(layout)
             .map_or(null_mut(), |block| block.as_ptr())
     }
 
@@ -358,14 +242,12 @@ unsafe impl GlobalAlloc for KernelAllocator {
         let Some(block) = NonNull::new(pointer) else {
             return;
         };
-        if let Some(class) = SizeClasses::class_of(layout) {
-            // Safety: blocks of a small layout come from its size class (`alloc`), and the
-            // caller gives it back once (GlobalAlloc's contract).
-            unsafe { self.deallocate_cached(block, class) };
-            return;
-        }
         let mut heaps = self.0.lock();
-        if heaps.in_boot_heap(pointer) {
+        if let Some(class) = SizeClasses::class_of(layout) {
+            // Safety: blocks of a small layout come from its size class (`allocate`), and
+            // the caller gives it back once (GlobalAlloc's contract).
+            unsafe { heaps.deallocate_small(block, class) };
+        } else if heaps.in_boot_heap(pointer) {
             // Safety: the caller passes a block `alloc` returned with this layout, and it
             // lies in the boot heap, so the boot heap handed it out.
             unsafe { heaps.boot.deallocate(block, layout) };
