@@ -441,6 +441,19 @@ impl QemuBoot {
 /// # Errors
 /// When QEMU cannot start or runs past `timeout`, with the end of the console output.
 pub fn boot_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<QemuBoot, String> {
+    boot_qemu_on(kernel, image, timeout, 1)
+}
+
+/// [`boot_qemu`] on `harts` harts (QEMU's `-smp`).
+///
+/// # Errors
+/// As [`boot_qemu`].
+pub fn boot_qemu_on(
+    kernel: &Path,
+    image: &[u8],
+    timeout: Duration,
+    harts: u16,
+) -> Result<QemuBoot, String> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let bundle = std::env::temp_dir().join(format!(
         "hosted-qemu-{}-{}.bundle",
@@ -456,7 +469,8 @@ pub fn boot_qemu(kernel: &Path, image: &[u8], timeout: Duration) -> Result<QemuB
             "-cpu",
             "rv64,v=true,vlen=128,vext_spec=v1.0",
         ])
-        .args(["-nographic", "-bios", "default", "-m", "1024M", "-smp", "1"])
+        .args(["-nographic", "-bios", "default", "-m", "1024M", "-smp"])
+        .arg(harts.to_string())
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")

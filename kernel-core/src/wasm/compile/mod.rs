@@ -342,7 +342,9 @@ impl<'a> Compiler<'a> {
         mut func: ir::Function,
         wasm_function: Option<FuncIndex>,
     ) -> Result<Artifact, CompileError> {
-        let what = match wasm_function {
+        // Named only in errors: formatting it for every function costs more than some
+        // small functions take to compile (a module may have a million of them).
+        let what = || match wasm_function {
             Some(index) => alloc::format!("function {index}"),
             None => "a trampoline".to_string(),
         };
@@ -362,12 +364,15 @@ impl<'a> Compiler<'a> {
                 }
                 other => other.to_string(),
             };
-            return Err(CompileError::Codegen(alloc::format!("{what}: {message}")));
+            return Err(CompileError::Codegen(alloc::format!(
+                "{}: {message}",
+                what()
+            )));
         }
         let compiled = self
             .context
             .compiled_code()
-            .ok_or_else(|| CompileError::Codegen(alloc::format!("{what}: no code")))?;
+            .ok_or_else(|| CompileError::Codegen(alloc::format!("{}: no code", what())))?;
         let buffer = &compiled.buffer;
         let mut relocations = Vec::with_capacity(buffer.relocs().len());
         for reloc in buffer.relocs() {
@@ -380,7 +385,8 @@ impl<'a> Compiler<'a> {
             };
             let Some(target) = target else {
                 return Err(CompileError::Link(alloc::format!(
-                    "{what}: relocation {:?} to {:?} cannot be resolved in the blob",
+                    "{}: relocation {:?} to {:?} cannot be resolved in the blob",
+                    what(),
                     reloc.kind,
                     reloc.target
                 )));
@@ -396,7 +402,8 @@ impl<'a> Compiler<'a> {
         for trap in buffer.traps() {
             let Some(kind) = trap_from_code(trap.code) else {
                 return Err(CompileError::Link(alloc::format!(
-                    "{what}: trap code {} has no WebAssembly trap",
+                    "{}: trap code {} has no WebAssembly trap",
+                    what(),
                     trap.code
                 )));
             };
