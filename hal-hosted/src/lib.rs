@@ -168,11 +168,13 @@ impl Console for HostedHal {
         }
     }
 
+    /// Two streams of its own: programs' bytes go out as they are, to standard output or
+    /// standard error (or the capture).
     fn write_program_bytes(&self, bytes: &[u8], to_error: bool) {
         if to_error {
-            console::write_stderr(bytes);
+            self.write_error_bytes(bytes);
         } else {
-            console::write_stdout(bytes);
+            self.write_bytes(bytes);
         }
     }
 
