@@ -39,7 +39,7 @@
 //! its arguments and result, and the seed may preempt the caller right after it returns.
 //!
 //! [`link`] also serves the benchmark markers `bench.start` and `bench.end` of sightglass
-//! programs ([`bench`]): they record the kernel's clock into the process.
+//! programs ([`bench`](mod@bench)): they record the kernel's clock into the process.
 
 pub mod bench;
 

@@ -21,8 +21,9 @@
 //!   `VMFuncRef::array_call` points at the shim of the function's type.
 //! * **The entry trampoline** (one per module) uses the platform's C convention:
 //!   `(activation: *mut VMActivation, array_shim: ptr, wasm_call: ptr, callee_vmctx: ptr,
-//!   caller_vmctx: ptr, values: ptr, stack_left: i64) -> i32`. It stores its frame pointer, stack pointer and
-//!   the address of its exception handler into the [`VMActivation`], calls `array_shim` with
+//!   caller_vmctx: ptr, values: ptr, stack_left: i64) -> i32`. It stores its frame
+//!   pointer, stack pointer and the address of its exception handler into the
+//!   [`VMActivation`], passes `stack_left` on, calls `array_shim` with
 //!   `try_call_indirect` (`tail` convention, so the exceptional edge clobbers every register
 //!   and needs no register restore), and returns 1 on a normal return, 0 when a trap
 //!   redirected execution to the handler.

@@ -456,9 +456,11 @@ impl<'e, H: RuntimeHal> Store<'e, H> {
     /// each outermost call (a call from the host that is not made by a host function
     /// called from WebAssembly), but never any below `floor`, the lowest address the
     /// stack it runs on allows (room for the host functions and builtins kept below
-    /// it). Unlike [`Store::set_stack_limit`], the room WebAssembly gets does not depend
-    /// on how deep the host's own frames are at the call, which differs between ISAs and
-    /// builds: with enough stack above `floor`, every platform gives the same `budget`.
+    /// it). The room WebAssembly gets does not depend on how deep the host's own frames
+    /// are at the call, which differs between ISAs and builds; half of it is counted in
+    /// frame costs that are the same on every ISA
+    /// ([`counted_stack_budget`](crate::wasm::abi::counted_stack_budget)), the machine
+    /// limit at the whole `budget` a backstop.
     pub fn set_stack_budget(&mut self, floor: usize, budget: usize) {
         let inner = self.inner_mut();
         inner.stack_budget = Some((floor, budget));

@@ -57,7 +57,7 @@ wasm_type! {
 }
 
 /// Parameters or results of a typed call: `()`, one [`WasmType`], or a tuple of up to
-/// [`MAX_VALUES`] of them.
+/// four of them.
 pub trait WasmValues: Sized {
     /// Their WebAssembly types, in order.
     const TYPES: &'static [ValType];
